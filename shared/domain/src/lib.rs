@@ -1,0 +1,7 @@
+//! Vigie's domain: the words of the product and the rules between them.
+//!
+//! Invariants: this crate does no I/O, depends on no AWS SDK, no Lambda crate and no async
+//! runtime. Time is passed in (see [`clock`]), never read inside logic.
+
+pub mod ids;
+pub mod telemetry;

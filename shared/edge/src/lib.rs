@@ -1,0 +1,1 @@
+//! Lambda event shapes and the HTTP error contract.
