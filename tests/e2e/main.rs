@@ -1,1 +1,4 @@
+//! Vigie's end-to-end tests: one binary, every test against the local AWS emulator with its
+//! own random resource prefix.
 
+mod provision;

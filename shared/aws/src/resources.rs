@@ -1,0 +1,61 @@
+//! Names of every AWS resource, derived from one prefix so parallel tests never collide.
+
+/// The name of every resource of one Vigie installation (one prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceNames {
+    prefix: String,
+}
+
+impl ResourceNames {
+    /// `prefix` must be lower-case letters, digits and '-' (it becomes part of bucket names).
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned() }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The single DynamoDB table (single-table design; see ARCHITECTURE.md).
+    pub fn table(&self) -> String {
+        format!("{}-vigie", self.prefix)
+    }
+
+    /// FIFO intake queue: verified telemetry batches, grouped by device.
+    pub fn telemetry_queue(&self) -> String {
+        format!("{}-telemetry.fifo", self.prefix)
+    }
+
+    pub fn telemetry_dlq(&self) -> String {
+        format!("{}-telemetry-dlq.fifo", self.prefix)
+    }
+
+    /// Standard queue subscribed to the alerts topic, consumed by the notifier.
+    pub fn notify_queue(&self) -> String {
+        format!("{}-notify", self.prefix)
+    }
+
+    pub fn notify_dlq(&self) -> String {
+        format!("{}-notify-dlq", self.prefix)
+    }
+
+    /// SNS topic every alert transition is published to.
+    pub fn alerts_topic(&self) -> String {
+        format!("{}-alerts", self.prefix)
+    }
+
+    /// Immutable audit trail (versioning + Object Lock).
+    pub fn audit_bucket(&self) -> String {
+        format!("{}-audit", self.prefix)
+    }
+
+    /// Compliance reports and usage exports.
+    pub fn reports_bucket(&self) -> String {
+        format!("{}-reports", self.prefix)
+    }
+
+    /// Batches too large to travel inline on SQS (claim-check).
+    pub fn spill_bucket(&self) -> String {
+        format!("{}-spill", self.prefix)
+    }
+}
