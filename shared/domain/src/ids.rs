@@ -29,13 +29,17 @@ fn validate(kind: &'static str, s: &str) -> Result<(), IdError> {
         return Err(IdError::Empty { kind });
     }
     if s.len() > MAX_ID_LEN {
-        return Err(IdError::TooLong { kind, max: MAX_ID_LEN });
+        return Err(IdError::TooLong {
+            kind,
+            max: MAX_ID_LEN,
+        });
     }
     let mut chars = s.chars();
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if first_ok && rest_ok {
         Ok(())
     } else {
@@ -170,7 +174,10 @@ mod tests {
     #[test]
     fn accepts_plain_ids_and_refuses_separators() {
         assert!(TenantId::parse("acme-msp_01").is_ok());
-        assert_eq!(TenantId::parse(""), Err(IdError::Empty { kind: "tenant id" }));
+        assert_eq!(
+            TenantId::parse(""),
+            Err(IdError::Empty { kind: "tenant id" })
+        );
         for bad in ["a#b", "a/b", "Acme", "-lead", "é", "a b"] {
             assert!(TenantId::parse(bad).is_err(), "{bad} should be refused");
         }

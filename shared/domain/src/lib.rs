@@ -3,5 +3,13 @@
 //! Invariants: this crate does no I/O, depends on no AWS SDK, no Lambda crate and no async
 //! runtime. Time is passed in (see [`clock`]), never read inside logic.
 
+pub mod alert;
+pub mod clock;
+pub mod device;
+pub mod enrollment;
 pub mod ids;
+pub mod intake;
+pub mod keys;
+pub mod protocol;
+pub mod signing;
 pub mod telemetry;

@@ -189,7 +189,11 @@ pub enum BatchInvalid {
     #[error("a batch must hold at least one sample")]
     NoSamples,
     #[error("{field}: at most {max} entries are allowed, found {found}")]
-    TooMany { field: &'static str, max: usize, found: usize },
+    TooMany {
+        field: &'static str,
+        max: usize,
+        found: usize,
+    },
     #[error("{field}: text longer than {max} characters", max = bounds::MAX_TEXT)]
     TextTooLong { field: &'static str },
     #[error("{field}: {value} is not a finite number in range")]
@@ -266,7 +270,10 @@ impl TelemetryBatch {
             if sample.ts < now_ms - bounds::MAX_SAMPLE_AGE_MS
                 || sample.ts > now_ms + bounds::MAX_SAMPLE_LEAD_MS
             {
-                return Err(BatchInvalid::SampleTime { index, ts: sample.ts });
+                return Err(BatchInvalid::SampleTime {
+                    index,
+                    ts: sample.ts,
+                });
             }
             if sample.ts < previous {
                 return Err(BatchInvalid::OutOfOrder { index });
@@ -283,7 +290,11 @@ impl Sample {
         if let Some(cpu) = &self.cpu {
             percent("cpu.total_pct", cpu.total_pct)?;
             percent("cpu.iowait_pct", cpu.iowait_pct)?;
-            count("cpu.per_core_pct", cpu.per_core_pct.len(), bounds::MAX_CORES)?;
+            count(
+                "cpu.per_core_pct",
+                cpu.per_core_pct.len(),
+                bounds::MAX_CORES,
+            )?;
             for &core in &cpu.per_core_pct {
                 percent("cpu.per_core_pct", core)?;
             }
@@ -309,7 +320,12 @@ impl Sample {
         count("disks", self.disks.len(), bounds::MAX_ITEMS)?;
         for d in &self.disks {
             text("disks.device", &d.device)?;
-            for v in [d.read_bytes_per_s, d.write_bytes_per_s, d.reads_per_s, d.writes_per_s] {
+            for v in [
+                d.read_bytes_per_s,
+                d.write_bytes_per_s,
+                d.reads_per_s,
+                d.writes_per_s,
+            ] {
                 non_negative("disks.rate", v)?;
             }
             percent("disks.busy_pct", d.busy_pct)?;
@@ -388,7 +404,11 @@ pub(crate) mod tests {
                 per_core_pct: vec![10.0, 15.0, 11.0, 14.0],
                 iowait_pct: 0.4,
             }),
-            load: Some(LoadAverage { one: 0.4, five: 0.3, fifteen: 0.2 }),
+            load: Some(LoadAverage {
+                one: 0.4,
+                five: 0.3,
+                fifteen: 0.2,
+            }),
             memory: Some(MemorySample {
                 total_bytes: 16 << 30,
                 available_bytes: 9 << 30,
@@ -474,15 +494,27 @@ pub(crate) mod tests {
 
         let mut b = batch(NOW, 2);
         b.samples[1].cpu.as_mut().expect("cpu").total_pct = f64::NAN;
-        assert!(matches!(b.validate(NOW), Err(BatchInvalid::OutOfRange { field: "cpu.total_pct", .. })));
+        assert!(matches!(
+            b.validate(NOW),
+            Err(BatchInvalid::OutOfRange {
+                field: "cpu.total_pct",
+                ..
+            })
+        ));
 
         let mut b = batch(NOW, 2);
         b.samples[0].filesystems[0].used_pct = 140.0;
-        assert!(matches!(b.validate(NOW), Err(BatchInvalid::OutOfRange { .. })));
+        assert!(matches!(
+            b.validate(NOW),
+            Err(BatchInvalid::OutOfRange { .. })
+        ));
 
         let mut b = batch(NOW, 2);
         b.samples[0].ts = NOW + 10 * 60_000;
-        assert!(matches!(b.validate(NOW), Err(BatchInvalid::SampleTime { index: 0, .. })));
+        assert!(matches!(
+            b.validate(NOW),
+            Err(BatchInvalid::SampleTime { index: 0, .. })
+        ));
 
         let mut b = batch(NOW, 2);
         b.samples.swap(0, 1);
@@ -490,11 +522,20 @@ pub(crate) mod tests {
 
         let mut b = batch(NOW, 1);
         b.agent.hostname = "h".repeat(600);
-        assert!(matches!(b.validate(NOW), Err(BatchInvalid::TextTooLong { .. })));
+        assert!(matches!(
+            b.validate(NOW),
+            Err(BatchInvalid::TextTooLong { .. })
+        ));
 
         let mut b = batch(NOW, 1);
         b.samples[0].network = vec![b.samples[0].network[0].clone(); 300];
-        assert!(matches!(b.validate(NOW), Err(BatchInvalid::TooMany { field: "network", .. })));
+        assert!(matches!(
+            b.validate(NOW),
+            Err(BatchInvalid::TooMany {
+                field: "network",
+                ..
+            })
+        ));
     }
 
     #[test]

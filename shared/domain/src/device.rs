@@ -1,0 +1,57 @@
+//! Devices: what the server knows about an enrolled machine.
+
+use serde::{Deserialize, Serialize};
+
+use crate::enrollment::Placement;
+use crate::ids::{DeviceId, EnrollmentTokenId};
+use crate::protocol::AgentConfig;
+use crate::signing::DevicePublicKey;
+
+/// Whether a device may still send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatus {
+    Active,
+    Revoked,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "revoked" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// A device's identity record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    pub id: DeviceId,
+    pub placement: Placement,
+    pub public_key: DevicePublicKey,
+    pub status: DeviceStatus,
+    pub hostname: String,
+    pub os: String,
+    pub agent_version: String,
+    pub enrolled_ms: i64,
+    pub enrolled_with: EnrollmentTokenId,
+    /// Highest batch sequence number accepted (0: none yet).
+    pub last_seq: u64,
+    /// When the last batch was accepted (0: never).
+    pub last_seen_ms: i64,
+    pub config: AgentConfig,
+}
+
+/// Ingest rate limit per device: batches per fixed one-minute window. An agent emptying its
+/// spool after an outage sends back to back; the limit leaves room for that while stopping a
+/// runaway or hostile sender.
+pub const MAX_BATCHES_PER_MINUTE: u32 = 120;

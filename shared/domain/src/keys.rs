@@ -1,0 +1,168 @@
+//! The one place that builds storage keys. Every DynamoDB key, and every S3 object key that
+//! holds tenant data, is made here; adapters never format a key themselves.
+//!
+//! Tenant-scoped records live under the tenant's partition `T#<tenant>`, so a query can only
+//! ever see one tenant. Two records are reached by an identity the caller presents instead of a
+//! tenant — a device (by its device id, to verify a signature) and an enrolment token (by its
+//! token id) — and both carry their tenant inside; the adapter that reads them hands back the
+//! tenant from the record, never from the request.
+//!
+//! See ARCHITECTURE.md for the full list of access patterns.
+
+use crate::ids::{ClientId, DeviceId, EnrollmentTokenId, SiteId, TenantId};
+
+/// Separator between key parts. Ids cannot contain it (see [`crate::ids`]).
+pub const SEP: char = '#';
+
+/// A table key: partition and sort key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TableKey {
+    pub pk: String,
+    pub sk: String,
+}
+
+/// Key of the `gsi1` index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IndexKey {
+    pub gsi1pk: String,
+    pub gsi1sk: String,
+}
+
+fn key(pk: String, sk: String) -> TableKey {
+    TableKey { pk, sk }
+}
+
+/// Keys inside one tenant. Obtaining one requires a [`TenantId`]: there is no way to build a
+/// tenant-scoped key without naming the tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantKeys<'a> {
+    tenant: &'a TenantId,
+}
+
+impl<'a> TenantKeys<'a> {
+    pub fn new(tenant: &'a TenantId) -> Self {
+        Self { tenant }
+    }
+
+    fn pk(&self) -> String {
+        format!("T{SEP}{}", self.tenant)
+    }
+
+    /// The tenant's own record.
+    pub fn tenant(&self) -> TableKey {
+        key(self.pk(), "TENANT".into())
+    }
+
+    pub fn client(&self, client: &ClientId) -> TableKey {
+        key(self.pk(), format!("CLIENT{SEP}{client}"))
+    }
+
+    /// Prefix of every client-company record, for `begins_with` queries.
+    pub fn clients_prefix(&self) -> (String, String) {
+        (self.pk(), format!("CLIENT{SEP}"))
+    }
+
+    pub fn site(&self, client: &ClientId, site: &SiteId) -> TableKey {
+        key(self.pk(), format!("SITE{SEP}{client}{SEP}{site}"))
+    }
+
+    /// The index entry listing a device under its tenant, client company and site.
+    pub fn device_index(&self, client: &ClientId, site: &SiteId, device: &DeviceId) -> IndexKey {
+        IndexKey {
+            gsi1pk: format!("{}{SEP}DEVICES", self.pk()),
+            gsi1sk: format!("C{SEP}{client}{SEP}S{SEP}{site}{SEP}D{SEP}{device}"),
+        }
+    }
+
+    /// `gsi1` partition of the tenant's devices and the sort-key prefix narrowing it to one
+    /// client company (and site).
+    pub fn devices_query(
+        &self,
+        client: Option<&ClientId>,
+        site: Option<&SiteId>,
+    ) -> (String, String) {
+        let pk = format!("{}{SEP}DEVICES", self.pk());
+        let prefix = match (client, site) {
+            (Some(c), Some(s)) => format!("C{SEP}{c}{SEP}S{SEP}{s}{SEP}"),
+            (Some(c), None) => format!("C{SEP}{c}{SEP}"),
+            _ => format!("C{SEP}"),
+        };
+        (pk, prefix)
+    }
+
+    /// The index entry listing an enrolment token under its tenant.
+    pub fn enrollment_token_index(&self, created_ms: i64, token: &EnrollmentTokenId) -> IndexKey {
+        IndexKey {
+            gsi1pk: format!("{}{SEP}ENROLL", self.pk()),
+            gsi1sk: format!("{created_ms:015}{SEP}{token}"),
+        }
+    }
+
+    /// Object key prefix of the tenant's data in any bucket.
+    pub fn object_prefix(&self) -> String {
+        format!("tenants/{}/", self.tenant)
+    }
+}
+
+/// A device's identity record: found by the device id the agent presents, holds the tenant,
+/// client company, site and public key.
+pub fn device_identity(device: &DeviceId) -> TableKey {
+    key(format!("DEV{SEP}{device}"), "IDENTITY".into())
+}
+
+/// An enrolment token's record: found by the token id the installer presents.
+pub fn enrollment_token(token: &EnrollmentTokenId) -> TableKey {
+    key(format!("ENROLL{SEP}{token}"), "TOKEN".into())
+}
+
+/// Splits a key built here back into its parts (for tests and diagnostics).
+pub fn parts(k: &str) -> Vec<&str> {
+    k.split(SEP).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id() -> impl Strategy<Value = String> {
+        "[a-z0-9][a-z0-9_-]{0,20}"
+    }
+
+    proptest! {
+        #[test]
+        fn tenant_keys_decode_back_to_their_ids(t in id(), c in id(), s in id()) {
+            let tenant = TenantId::parse(&t).expect("valid");
+            let client = ClientId::parse(&c).expect("valid");
+            let site = SiteId::parse(&s).expect("valid");
+            let k = TenantKeys::new(&tenant).site(&client, &site);
+            prop_assert_eq!(parts(&k.pk), vec!["T", t.as_str()]);
+            prop_assert_eq!(parts(&k.sk), vec!["SITE", c.as_str(), s.as_str()]);
+        }
+
+        #[test]
+        fn two_tenants_never_share_a_partition(a in id(), b in id(), c in id()) {
+            prop_assume!(a != b);
+            let ta = TenantId::parse(&a).expect("valid");
+            let tb = TenantId::parse(&b).expect("valid");
+            let client = ClientId::parse(&c).expect("valid");
+            prop_assert_ne!(TenantKeys::new(&ta).client(&client).pk, TenantKeys::new(&tb).client(&client).pk);
+            let (pa, _) = TenantKeys::new(&ta).devices_query(None, None);
+            let (pb, _) = TenantKeys::new(&tb).devices_query(None, None);
+            prop_assert_ne!(pa, pb);
+        }
+    }
+
+    #[test]
+    fn a_client_prefix_does_not_match_a_longer_client_id() {
+        let t = TenantId::parse("msp").expect("valid");
+        let keys = TenantKeys::new(&t);
+        let (_, prefix) = keys.devices_query(Some(&ClientId::parse("acme").expect("valid")), None);
+        let other = keys.device_index(
+            &ClientId::parse("acme-2").expect("valid"),
+            &SiteId::parse("hq").expect("valid"),
+            &DeviceId::parse("dev-x").expect("valid"),
+        );
+        assert!(!other.gsi1sk.starts_with(&prefix));
+    }
+}
