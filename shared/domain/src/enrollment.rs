@@ -112,7 +112,7 @@ impl EnrollmentToken {
             return Err(TokenRequestInvalid::Uses);
         }
         let lifetime = expires_ms - now_ms;
-        if lifetime < 60_000 || lifetime > Self::MAX_LIFETIME_DAYS * 86_400_000 {
+        if !(60_000..=Self::MAX_LIFETIME_DAYS * 86_400_000).contains(&lifetime) {
             return Err(TokenRequestInvalid::Lifetime);
         }
         let id = EnrollmentTokenId::generate();
