@@ -49,6 +49,23 @@ pub struct Device {
     /// When the last batch was accepted (0: never).
     pub last_seen_ms: i64,
     pub config: AgentConfig,
+    /// Start of the current rate window (Unix ms, a multiple of a minute) and batches in it.
+    pub rate_window_ms: i64,
+    pub rate_count: u32,
+}
+
+impl Device {
+    /// Whether one more batch fits in the device's rate window at `now_ms`; when not, the
+    /// seconds until the window turns.
+    pub fn check_rate(&self, now_ms: i64) -> Result<(), u32> {
+        let window = now_ms - now_ms.rem_euclid(60_000);
+        if window == self.rate_window_ms && self.rate_count >= MAX_BATCHES_PER_MINUTE {
+            let wait_ms = window + 60_000 - now_ms;
+            Err(u32::try_from((wait_ms + 999) / 1000).unwrap_or(60).max(1))
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// Ingest rate limit per device: batches per fixed one-minute window. An agent emptying its

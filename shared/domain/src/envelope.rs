@@ -1,0 +1,37 @@
+//! What travels on the intake queue: a verified batch with the placement the server looked up.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ClientId, DeviceId, SiteId, TenantId};
+use crate::telemetry::TelemetryBatch;
+
+/// A verified batch, with tenant, client company and site taken from the device's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchEnvelope {
+    pub tenant_id: TenantId,
+    pub client_id: ClientId,
+    pub site_id: SiteId,
+    pub device_id: DeviceId,
+    pub seq: u64,
+    /// When the ingestion function accepted it, Unix ms.
+    pub received_ms: i64,
+    /// Size of the compressed body as received (metering).
+    pub wire_bytes: u64,
+    pub batch: TelemetryBatch,
+}
+
+impl BatchEnvelope {
+    /// The queue's deduplication id: one message per (device, seq).
+    pub fn dedup_id(&self) -> String {
+        format!("{}:{}", self.device_id, self.seq)
+    }
+}
+
+/// Names of the SQS message attributes every intake message carries.
+pub mod attributes {
+    pub const TENANT: &str = "tenant_id";
+    pub const CLIENT: &str = "client_id";
+    pub const SITE: &str = "site_id";
+    pub const DEVICE: &str = "device_id";
+    pub const SEQ: &str = "seq";
+}
