@@ -57,13 +57,22 @@ impl Collector {
                 (Some(before), Some(after)) => Some(cpu::usage(before, after)),
                 _ => None,
             },
-            load: m.read("proc/loadavg").as_deref().and_then(cpu::parse_loadavg),
-            memory: m.read("proc/meminfo").as_deref().and_then(memory::parse_meminfo),
+            load: m
+                .read("proc/loadavg")
+                .as_deref()
+                .and_then(cpu::parse_loadavg),
+            memory: m
+                .read("proc/meminfo")
+                .as_deref()
+                .and_then(memory::parse_meminfo),
             filesystems: filesystems::collect(m),
             disks: disks::rates(&self.previous.disks, &current.disks, secs),
             network: network::rates(&self.previous.network, &current.network, secs, link_speed),
             temperatures: sensors::collect(m),
-            uptime_s: m.read("proc/uptime").as_deref().and_then(system::parse_uptime),
+            uptime_s: m
+                .read("proc/uptime")
+                .as_deref()
+                .and_then(system::parse_uptime),
         };
         self.previous = current;
         sample
@@ -96,19 +105,22 @@ impl Machine {
         std::fs::read_to_string(self.path(relative)).ok()
     }
 
-    /// Entries of a directory named `<prefix><number>`, in numeric order (`hwmon2` before
-    /// `hwmon10`).
-    fn numbered(&self, dir: &str, prefix: &str) -> Vec<(u32, String)> {
+    /// The numbers `N` of the entries named `<prefix>N<suffix>` in a directory, in numeric
+    /// order (`hwmon2` before `hwmon10`).
+    fn numbered(&self, dir: &str, prefix: &str, suffix: &str) -> Vec<u32> {
         let Ok(entries) = std::fs::read_dir(self.path(dir)) else {
             return Vec::new();
         };
-        let mut found: Vec<(u32, String)> = entries
+        let mut found: Vec<u32> = entries
             .filter_map(|e| {
                 let name = e.ok()?.file_name().into_string().ok()?;
-                Some((name.strip_prefix(prefix)?.parse().ok()?, name))
+                name.strip_prefix(prefix)?
+                    .strip_suffix(suffix)?
+                    .parse()
+                    .ok()
             })
             .collect();
-        found.sort();
+        found.sort_unstable();
         found
     }
 }
@@ -127,7 +139,11 @@ impl Counters {
             at,
             cpu: m.read("proc/stat").as_deref().and_then(cpu::parse_stat),
             disks: disks::read(m),
-            network: m.read("proc/net/dev").as_deref().map(network::parse_net_dev).unwrap_or_default(),
+            network: m
+                .read("proc/net/dev")
+                .as_deref()
+                .map(network::parse_net_dev)
+                .unwrap_or_default(),
         }
     }
 }
@@ -135,7 +151,11 @@ impl Counters {
 /// `part` as a share of `whole`, in 0..=100 (0 when `whole` is 0).
 fn percent(part: f64, whole: f64) -> f64 {
     let pct = part / whole * 100.0;
-    if whole > 0.0 && pct.is_finite() { pct.clamp(0.0, 100.0) } else { 0.0 }
+    if whole > 0.0 && pct.is_finite() {
+        pct.clamp(0.0, 100.0)
+    } else {
+        0.0
+    }
 }
 
 /// A counter delta per second (0 when no time elapsed).
@@ -162,9 +182,13 @@ mod tests {
 
     /// A fresh, uniquely named directory under the system temp dir.
     pub(super) fn scratch_dir(name: &str) -> PathBuf {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir()
-            .join(format!("vigie-collect-{name}-{}-{nanos}", std::process::id()));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "vigie-collect-{name}-{}-{nanos}",
+            std::process::id()
+        ));
         fs::create_dir_all(&dir).expect("create scratch dir");
         dir
     }
@@ -210,27 +234,38 @@ mod tests {
     #[test]
     fn a_fixture_tree_gives_rates_over_the_interval() {
         let root = scratch_dir("tree");
-        write_counters(&root, [100, 100, 800, 0], [10, 100, 10, 100, 0], [1_000, 500]);
-        write(&root, "proc/loadavg", "0.50 0.40 0.30 1/100 42\n");
-        write(&root, "proc/meminfo", "MemTotal: 1000 kB\nMemAvailable: 250 kB\n");
-        write(&root, "proc/uptime", "3600.25 7000.00\n");
-        write(&root, "proc/sys/kernel/hostname", "fixture-host\n");
-        write(&root, "proc/sys/kernel/osrelease", "6.1.0-test\n");
-        write(&root, "etc/os-release", "NAME=Debian\nPRETTY_NAME=\"Debian GNU/Linux 12\"\n");
-        write(&root, "sys/class/net/eth0/speed", "1000\n");
-        write(&root, "sys/class/hwmon/hwmon0/name", "coretemp\n");
-        write(&root, "sys/class/hwmon/hwmon0/temp1_input", "48000\n");
-        write(&root, "sys/class/hwmon/hwmon0/temp1_label", "Package id 0\n");
-        write(&root, "sys/class/hwmon/hwmon0/temp1_crit", "100000\n");
-        write(&root, "sys/class/thermal/thermal_zone0/type", "x86_pkg_temp\n");
-        write(&root, "sys/class/thermal/thermal_zone0/temp", "47500\n");
-        fs::create_dir_all(root.join("sys/block/sda")).expect("mkdir");
-        fs::create_dir_all(root.join("data")).expect("mkdir");
-        write(
+        write_counters(
             &root,
-            "proc/self/mountinfo",
-            "22 1 0:21 / /proc rw - proc proc rw\n30 1 8:1 / /data rw - ext4 /dev/sda1 rw\n",
+            [100, 100, 800, 0],
+            [10, 100, 10, 100, 0],
+            [1_000, 500],
         );
+        for (path, text) in [
+            ("proc/loadavg", "0.50 0.40 0.30 1/100 42\n"),
+            ("proc/meminfo", "MemTotal: 1000 kB\nMemAvailable: 250 kB\n"),
+            ("proc/uptime", "3600.25 7000.00\n"),
+            ("proc/sys/kernel/hostname", "fixture-host\n"),
+            ("proc/sys/kernel/osrelease", "6.1.0-test\n"),
+            (
+                "etc/os-release",
+                "NAME=Debian\nPRETTY_NAME=\"Debian GNU/Linux 12\"\n",
+            ),
+            ("sys/class/net/eth0/speed", "1000\n"),
+            ("sys/class/hwmon/hwmon0/name", "coretemp\n"),
+            ("sys/class/hwmon/hwmon0/temp1_input", "48000\n"),
+            ("sys/class/hwmon/hwmon0/temp1_label", "Package id 0\n"),
+            ("sys/class/hwmon/hwmon0/temp1_crit", "100000\n"),
+            ("sys/class/thermal/thermal_zone0/type", "x86_pkg_temp\n"),
+            ("sys/class/thermal/thermal_zone0/temp", "47500\n"),
+            ("sys/block/sda/size", "1000\n"),
+            ("data/.keep", ""),
+            (
+                "proc/self/mountinfo",
+                "22 1 0:21 / /proc rw - proc proc rw\n30 1 8:1 / /data rw - ext4 /dev/sda1 rw\n",
+            ),
+        ] {
+            write(&root, path, text);
+        }
 
         let mut collector = Collector::with_root(&root);
         let t0 = collector.previous.at;
@@ -239,7 +274,12 @@ mod tests {
         assert_eq!(first.disks[0].read_bytes_per_s, 0.0);
 
         // Ten seconds later: 1000 more jiffies (250 busy, 100 iowait), 20 MiB read, 4 s busy.
-        write_counters(&root, [200, 250, 1_450, 100], [30, 41_060, 15, 100, 4_000], [11_000, 2_500]);
+        write_counters(
+            &root,
+            [200, 250, 1_450, 100],
+            [30, 41_060, 15, 100, 4_000],
+            [11_000, 2_500],
+        );
         let second = collector.sample_at(11_000, t0 + Duration::from_secs(11));
         let cpu = second.cpu.as_ref().expect("cpu");
         assert_eq!((cpu.total_pct, cpu.iowait_pct), (25.0, 10.0));
@@ -248,24 +288,44 @@ mod tests {
         let sda = &second.disks[0];
         assert_eq!(sda.device, "sda");
         assert_eq!((sda.read_bytes_per_s, sda.reads_per_s), (2_097_152.0, 2.0));
-        assert_eq!((sda.write_bytes_per_s, sda.writes_per_s, sda.busy_pct), (0.0, 0.5, 40.0));
+        assert_eq!(
+            (sda.write_bytes_per_s, sda.writes_per_s, sda.busy_pct),
+            (0.0, 0.5, 40.0)
+        );
         let eth0 = &second.network[0];
         assert_eq!(second.network.len(), 1, "loopback is skipped");
         assert_eq!((eth0.rx_bytes_per_s, eth0.tx_bytes_per_s), (1_000.0, 200.0));
-        assert_eq!((eth0.rx_errors, eth0.tx_errors, eth0.link_speed_mbps), (2, 1, Some(1000)));
+        assert_eq!(
+            (eth0.rx_errors, eth0.tx_errors, eth0.link_speed_mbps),
+            (2, 1, Some(1000))
+        );
         assert_eq!(second.memory.as_ref().map(|m| m.used_pct), Some(75.0));
         assert_eq!(second.load.as_ref().map(|l| l.five), Some(0.4));
         assert_eq!(second.uptime_s, Some(3600));
-        let mounts: Vec<_> = second.filesystems.iter().map(|f| f.mount.as_str()).collect();
+        let mounts: Vec<_> = second
+            .filesystems
+            .iter()
+            .map(|f| f.mount.as_str())
+            .collect();
         assert_eq!(mounts, ["/data"]);
-        let sensors: Vec<_> = second.temperatures.iter().map(|t| t.sensor.as_str()).collect();
-        assert_eq!(sensors, ["coretemp/Package id 0", "thermal_zone0/x86_pkg_temp"]);
+        let sensors: Vec<_> = second
+            .temperatures
+            .iter()
+            .map(|t| t.sensor.as_str())
+            .collect();
+        assert_eq!(
+            sensors,
+            ["coretemp/Package id 0", "thermal_zone0/x86_pkg_temp"]
+        );
         assert_eq!(second.temperatures[0].critical_celsius, Some(100.0));
 
         let info = collector.agent_info("1.2.3");
         assert_eq!(info.hostname, "fixture-host");
         assert_eq!(info.os, "Debian GNU/Linux 12");
-        assert_eq!((info.kernel.as_str(), info.boot_time), ("6.1.0-test", 1_700_000_000));
+        assert_eq!(
+            (info.kernel.as_str(), info.boot_time),
+            ("6.1.0-test", 1_700_000_000)
+        );
         fs::remove_dir_all(&root).ok();
     }
 
@@ -284,7 +344,10 @@ mod tests {
     fn the_real_machine_gives_a_valid_batch() {
         let mut collector = Collector::new();
         std::thread::sleep(Duration::from_millis(200));
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as i64;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64;
         let sample = collector.sample(now);
         assert!(sample.cpu.is_some(), "cpu");
         assert!(sample.memory.is_some(), "memory");
