@@ -1,1 +1,217 @@
-//! Local runtime.
+//! The local runtime: every Vigie Lambda handler in one process, against the emulator (or real
+//! AWS). HTTP requests are turned into the exact Function URL event and back, so handlers take
+//! the same path as on AWS.
+//!
+//! Issue 2 hosts the ingestion function; the evaluator, sweeper and notifier join it later.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use vigie_aws::adapters::AwsPorts;
+use vigie_aws::devices::DynamoDevices;
+use vigie_aws::enrollment::DynamoEnrollment;
+use vigie_aws::telemetry_queue::SqsTelemetryQueue;
+use vigie_domain::clock::{Clock, SystemClock};
+use vigie_domain::protocol::limits;
+use vigie_edge::function_url::{FunctionUrlRequest, FunctionUrlResponse};
+use vigie_edge::{HttpRequest, HttpResponse};
+use vigie_ingest::Ingest;
+
+/// The ingestion function over the AWS adapters.
+pub type IngestService = Ingest<DynamoDevices, DynamoEnrollment, SqsTelemetryQueue, SystemClock>;
+
+/// Largest request body the local HTTP front accepts (the handler enforces its own limits).
+const MAX_HTTP_BODY: usize = limits::MAX_COMPRESSED_BODY * 2;
+
+/// A running local runtime.
+pub struct LocalRuntime {
+    addr: SocketAddr,
+    ingest: Arc<IngestService>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for LocalRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRuntime")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalRuntime {
+    /// Binds `listen` (port 0 picks a free port) and starts serving.
+    pub async fn start(ports: &AwsPorts, listen: SocketAddr) -> std::io::Result<Self> {
+        let ingest = Arc::new(Ingest::new(
+            ports.devices(),
+            ports.enrollment(),
+            ports.telemetry_queue(),
+            SystemClock,
+        ));
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(serve(listener, Arc::clone(&ingest), rx));
+        tracing::info!(%addr, "local runtime listening");
+        Ok(Self {
+            addr,
+            ingest,
+            shutdown: Some(tx),
+            server,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL agents use.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn ingest(&self) -> &IngestService {
+        &self.ingest
+    }
+
+    /// Stops accepting and drops every open connection.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for LocalRuntime {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    ingest: Arc<IngestService>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let ingest = Arc::clone(&ingest);
+                connections.spawn(async move {
+                    let service = service_fn(move |req| {
+                        let ingest = Arc::clone(&ingest);
+                        async move { Ok::<_, Infallible>(route(&ingest, req, peer).await) }
+                    });
+                    if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
+
+async fn route(
+    ingest: &IngestService,
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    if parts.method == hyper::Method::GET && parts.uri.path() == "/_local/metrics" {
+        let text = ingest.counters().render_prometheus();
+        return to_hyper(HttpResponse::with_body(
+            200,
+            "text/plain; version=0.0.4",
+            text.into_bytes(),
+        ));
+    }
+    let body = match Limited::new(body, MAX_HTTP_BODY).collect().await {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(_) => {
+            let error = vigie_domain::intake::IntakeRefusal::BodyTooLarge {
+                limit: limits::MAX_COMPRESSED_BODY,
+            };
+            ingest.counters().refused(error.code());
+            return to_hyper(vigie_ingest::IngestError::from(error).to_response());
+        }
+    };
+    let mut headers = std::collections::BTreeMap::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_owned())
+            .and_modify(|v: &mut String| {
+                v.push(',');
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    let raw = HttpRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers,
+        body,
+        source_ip: peer.ip().to_string(),
+        request_id: vigie_domain::ids::base32(&vigie_domain::ids::random_bytes::<10>()),
+    };
+    // Through the exact Function URL event shape, as on AWS.
+    let event = FunctionUrlRequest::from_http(&raw, SystemClock.now_ms());
+    let response = match serde_json::to_vec(&event)
+        .ok()
+        .and_then(|json| serde_json::from_slice::<FunctionUrlRequest>(&json).ok())
+        .map(FunctionUrlRequest::into_request)
+    {
+        Some(Ok(request)) => ingest.handle(&request).await,
+        _ => HttpResponse::error(
+            400,
+            "malformed_body_encoding",
+            "the request could not be decoded",
+        ),
+    };
+    let wire = FunctionUrlResponse::from(response);
+    let status = wire.status_code;
+    let body = wire.body_bytes().unwrap_or_default();
+    to_hyper(HttpResponse {
+        status,
+        headers: wire.headers,
+        body,
+    })
+}
+
+fn to_hyper(r: HttpResponse) -> hyper::Response<Full<Bytes>> {
+    let mut builder = hyper::Response::builder().status(r.status);
+    for (name, value) in &r.headers {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Full::new(Bytes::from(r.body)))
+        .unwrap_or_else(|_| {
+            hyper::Response::new(Full::new(Bytes::from_static(
+                b"{\"error\":{\"code\":\"internal\",\"message\":\"bad response\"}}",
+            )))
+        })
+}

@@ -1,5 +1,17 @@
-//! AWS adapters: the only crate that knows the AWS SDKs and `AttributeValue`.
+//! AWS adapters: the only crate that knows the AWS SDKs and `AttributeValue`. Each adapter
+//! implements a port of `vigie-domain`; [`adapters::AwsPorts`] builds them all once.
 
+pub mod adapters;
 pub mod config;
+pub mod devices;
+pub mod directory;
+pub mod enrollment;
+pub mod item;
 pub mod provision;
 pub mod resources;
+pub mod telemetry_queue;
+
+pub use aws_sdk_dynamodb;
+pub use aws_sdk_s3;
+pub use aws_sdk_sns;
+pub use aws_sdk_sqs;

@@ -27,6 +27,29 @@ impl BatchEnvelope {
     }
 }
 
+/// A batch too large to travel inline, parked in the spill bucket (claim check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpilledBatch {
+    pub tenant_id: TenantId,
+    pub client_id: ClientId,
+    pub site_id: SiteId,
+    pub device_id: DeviceId,
+    pub seq: u64,
+    pub bucket: String,
+    pub key: String,
+}
+
+/// The body of an intake queue message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum IntakeMessage {
+    Batch(BatchEnvelope),
+    Spilled(SpilledBatch),
+}
+
+/// Largest message body sent inline; larger batches are spilled to S3.
+pub const MAX_INLINE_MESSAGE: usize = 240 * 1024;
+
 /// Names of the SQS message attributes every intake message carries.
 pub mod attributes {
     pub const TENANT: &str = "tenant_id";

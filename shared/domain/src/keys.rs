@@ -90,12 +90,22 @@ impl<'a> TenantKeys<'a> {
         (pk, prefix)
     }
 
+    /// `gsi1` partition of the tenant's enrolment tokens.
+    pub fn enrollment_tokens_partition(&self) -> String {
+        format!("{}{SEP}ENROLL", self.pk())
+    }
+
     /// The index entry listing an enrolment token under its tenant.
     pub fn enrollment_token_index(&self, created_ms: i64, token: &EnrollmentTokenId) -> IndexKey {
         IndexKey {
-            gsi1pk: format!("{}{SEP}ENROLL", self.pk()),
+            gsi1pk: self.enrollment_tokens_partition(),
             gsi1sk: format!("{created_ms:015}{SEP}{token}"),
         }
+    }
+
+    /// Object key of a batch parked in the spill bucket.
+    pub fn spilled_batch(&self, device: &DeviceId, seq: u64) -> String {
+        format!("{}spill/{device}/{seq:020}.json", self.object_prefix())
     }
 
     /// Object key prefix of the tenant's data in any bucket.

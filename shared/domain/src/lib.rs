@@ -6,6 +6,7 @@
 pub mod alert;
 pub mod clock;
 pub mod device;
+pub mod directory;
 pub mod enrollment;
 pub mod envelope;
 pub mod ids;

@@ -24,7 +24,9 @@ pub enum StoreError {
 pub enum SequenceOutcome {
     Recorded,
     /// Another request recorded this or a later sequence number first.
-    AlreadyAccepted { last: u64 },
+    AlreadyAccepted {
+        last: u64,
+    },
     /// The device was revoked meanwhile.
     Revoked,
 }
@@ -39,7 +41,10 @@ pub enum RedeemOutcome {
 
 /// Devices' identity records.
 pub trait DeviceRegistry: Send + Sync {
-    fn device(&self, id: &DeviceId) -> impl Future<Output = Result<Option<Device>, StoreError>> + Send;
+    fn device(
+        &self,
+        id: &DeviceId,
+    ) -> impl Future<Output = Result<Option<Device>, StoreError>> + Send;
 
     /// Records `seq` as the device's last accepted batch, only if it is higher than the stored
     /// one and the device is active; also counts the batch in the device's rate window.
@@ -53,16 +58,26 @@ pub trait DeviceRegistry: Send + Sync {
 
 /// Enrolment tokens and the enrolment transaction.
 pub trait EnrollmentStore: Send + Sync {
-    fn token(&self, id: &EnrollmentTokenId) -> impl Future<Output = Result<Option<EnrollmentToken>, StoreError>> + Send;
+    fn token(
+        &self,
+        id: &EnrollmentTokenId,
+    ) -> impl Future<Output = Result<Option<EnrollmentToken>, StoreError>> + Send;
 
     /// In one transaction: counts one use of `token` (only if its use count and revocation are
     /// still what was read) and creates `device`.
-    fn redeem(&self, token: &EnrollmentToken, device: &Device) -> impl Future<Output = Result<RedeemOutcome, StoreError>> + Send;
+    fn redeem(
+        &self,
+        token: &EnrollmentToken,
+        device: &Device,
+    ) -> impl Future<Output = Result<RedeemOutcome, StoreError>> + Send;
 }
 
 /// The intake queue between the ingestion function and the evaluators.
 pub trait TelemetryQueue: Send + Sync {
     /// Enqueues a verified batch; returns the queue's message id. Enqueueing the same
     /// (device, seq) twice within the queue's deduplication window yields one message.
-    fn enqueue(&self, envelope: &BatchEnvelope) -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn enqueue(
+        &self,
+        envelope: &BatchEnvelope,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 }

@@ -1,0 +1,199 @@
+//! Device identity records in DynamoDB.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use vigie_domain::device::{Device, DeviceStatus};
+use vigie_domain::enrollment::Placement;
+use vigie_domain::ids::{ClientId, DeviceId, EnrollmentTokenId, SiteId, TenantId};
+use vigie_domain::keys::{TenantKeys, device_identity};
+use vigie_domain::ports::{DeviceRegistry, SequenceOutcome, StoreError};
+use vigie_domain::protocol::AgentConfig;
+use vigie_domain::signing::DevicePublicKey;
+
+use crate::item::{Item, ItemBuilder, ItemExt, key_of, unavailable};
+
+/// Devices in the Vigie table.
+#[derive(Debug, Clone)]
+pub struct DynamoDevices {
+    pub(crate) client: aws_sdk_dynamodb::Client,
+    pub(crate) table: String,
+}
+
+pub(crate) fn device_item(d: &Device) -> Item {
+    let p = &d.placement;
+    ItemBuilder::keyed(&device_identity(&d.id))
+        .index(&TenantKeys::new(&p.tenant).device_index(&p.client, &p.site, &d.id))
+        .s("kind", "device")
+        .s("device_id", d.id.as_str())
+        .s("tenant_id", p.tenant.as_str())
+        .s("client_id", p.client.as_str())
+        .s("site_id", p.site.as_str())
+        .s("public_key", d.public_key.to_base64())
+        .s("status", d.status.as_str())
+        .s("hostname", &d.hostname)
+        .s("os", &d.os)
+        .s("agent_version", &d.agent_version)
+        .n("enrolled_ms", d.enrolled_ms)
+        .s("enrolled_with", d.enrolled_with.as_str())
+        .n("last_seq", d.last_seq)
+        .n("last_seen_ms", d.last_seen_ms)
+        .n("sample_interval_s", d.config.sample_interval_s)
+        .n("send_interval_s", d.config.send_interval_s)
+        .n("heartbeat_s", d.config.heartbeat_s)
+        .n("rate_window_ms", d.rate_window_ms)
+        .n("rate_count", d.rate_count)
+        .build()
+}
+
+pub(crate) fn device_from_item(item: &Item) -> Result<Device, StoreError> {
+    Ok(Device {
+        id: item.parsed("device_id", DeviceId::parse)?,
+        placement: Placement {
+            tenant: item.parsed("tenant_id", TenantId::parse)?,
+            client: item.parsed("client_id", ClientId::parse)?,
+            site: item.parsed("site_id", SiteId::parse)?,
+        },
+        public_key: item.parsed("public_key", DevicePublicKey::from_base64)?,
+        status: item.parsed("status", |s| DeviceStatus::parse(s).ok_or("unknown status"))?,
+        hostname: item.string("hostname")?.to_owned(),
+        os: item.string("os")?.to_owned(),
+        agent_version: item.string("agent_version")?.to_owned(),
+        enrolled_ms: item.number("enrolled_ms")?,
+        enrolled_with: item.parsed("enrolled_with", EnrollmentTokenId::parse)?,
+        last_seq: item.number("last_seq")?,
+        last_seen_ms: item.number("last_seen_ms")?,
+        config: AgentConfig {
+            sample_interval_s: item.number("sample_interval_s")?,
+            send_interval_s: item.number("send_interval_s")?,
+            heartbeat_s: item.number("heartbeat_s")?,
+        },
+        rate_window_ms: item.number_or("rate_window_ms", 0)?,
+        rate_count: item.number_or("rate_count", 0)?,
+    })
+}
+
+impl DynamoDevices {
+    async fn read(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&device_identity(id))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item.as_ref().map(device_from_item).transpose()
+    }
+
+    /// The tenant's devices, optionally narrowed to a client company and site. Reads only the
+    /// tenant's own index partition.
+    pub async fn list(
+        &self,
+        tenant: &TenantId,
+        client: Option<&ClientId>,
+        site: Option<&SiteId>,
+    ) -> Result<Vec<Device>, StoreError> {
+        let (pk, prefix) = TenantKeys::new(tenant).devices_query(client, site);
+        let mut devices = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items() {
+                devices.push(device_from_item(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(devices);
+            }
+        }
+    }
+
+    /// Revokes a device of `tenant`. A device of another tenant is reported as not found.
+    pub async fn revoke(&self, tenant: &TenantId, id: &DeviceId) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&device_identity(id))))
+            .update_expression("SET #status = :revoked")
+            .condition_expression("attribute_exists(pk) AND tenant_id = :tenant")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(
+                ":revoked",
+                AttributeValue::S(DeviceStatus::Revoked.as_str().into()),
+            )
+            .expression_attribute_values(":tenant", AttributeValue::S(tenant.as_str().into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+pub(crate) fn is_conditional_failure<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        R,
+    >,
+) -> bool {
+    e.as_service_error()
+        .is_some_and(|s| s.is_conditional_check_failed_exception())
+}
+
+impl DeviceRegistry for DynamoDevices {
+    async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        self.read(id).await
+    }
+
+    async fn record_batch(
+        &self,
+        device: &Device,
+        seq: u64,
+        now_ms: i64,
+    ) -> Result<SequenceOutcome, StoreError> {
+        let window = now_ms - now_ms.rem_euclid(60_000);
+        let count = if window == device.rate_window_ms {
+            device.rate_count.saturating_add(1)
+        } else {
+            1
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&device_identity(&device.id))))
+            .update_expression("SET last_seq = :seq, last_seen_ms = :now, rate_window_ms = :window, rate_count = :count")
+            .condition_expression("#status = :active AND last_seq < :seq")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":seq", AttributeValue::N(seq.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .expression_attribute_values(":window", AttributeValue::N(window.to_string()))
+            .expression_attribute_values(":count", AttributeValue::N(count.to_string()))
+            .expression_attribute_values(":active", AttributeValue::S(DeviceStatus::Active.as_str().into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(SequenceOutcome::Recorded),
+            Err(e) if is_conditional_failure(&e) => match self.read(&device.id).await? {
+                Some(d) if d.status == DeviceStatus::Revoked => Ok(SequenceOutcome::Revoked),
+                Some(d) => Ok(SequenceOutcome::AlreadyAccepted { last: d.last_seq }),
+                None => Ok(SequenceOutcome::Revoked),
+            },
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}

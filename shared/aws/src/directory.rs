@@ -1,0 +1,137 @@
+//! Tenants, client companies and sites in DynamoDB.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use vigie_domain::directory::{ClientCompany, Site, Tenant};
+use vigie_domain::ids::{ClientId, SiteId, TenantId};
+use vigie_domain::keys::TenantKeys;
+use vigie_domain::ports::StoreError;
+
+use crate::item::{Item, ItemBuilder, ItemExt, key_of, unavailable};
+
+/// The directory in the Vigie table.
+#[derive(Debug, Clone)]
+pub struct DynamoDirectory {
+    pub(crate) client: aws_sdk_dynamodb::Client,
+    pub(crate) table: String,
+}
+
+impl DynamoDirectory {
+    async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &vigie_domain::keys::TableKey) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(key)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item)
+    }
+
+    pub async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
+        self.put(
+            ItemBuilder::keyed(&TenantKeys::new(&t.id).tenant())
+                .s("kind", "tenant")
+                .s("tenant_id", t.id.as_str())
+                .s("name", &t.name)
+                .n("created_ms", t.created_ms)
+                .build(),
+        )
+        .await
+    }
+
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
+        let Some(item) = self.get(&TenantKeys::new(id).tenant()).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Tenant {
+            id: id.clone(),
+            name: item.string("name")?.to_owned(),
+            created_ms: item.number("created_ms")?,
+        }))
+    }
+
+    pub async fn put_client(&self, c: &ClientCompany) -> Result<(), StoreError> {
+        self.put(
+            ItemBuilder::keyed(&TenantKeys::new(&c.tenant).client(&c.id))
+                .s("kind", "client")
+                .s("tenant_id", c.tenant.as_str())
+                .s("client_id", c.id.as_str())
+                .s("name", &c.name)
+                .n("created_ms", c.created_ms)
+                .build(),
+        )
+        .await
+    }
+
+    /// The tenant's client companies.
+    pub async fn clients(&self, tenant: &TenantId) -> Result<Vec<ClientCompany>, StoreError> {
+        let (pk, prefix) = TenantKeys::new(tenant).clients_prefix();
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.items()
+            .iter()
+            .map(|item| {
+                Ok(ClientCompany {
+                    tenant: tenant.clone(),
+                    id: item.parsed("client_id", ClientId::parse)?,
+                    name: item.string("name")?.to_owned(),
+                    created_ms: item.number("created_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn put_site(&self, s: &Site) -> Result<(), StoreError> {
+        self.put(
+            ItemBuilder::keyed(&TenantKeys::new(&s.tenant).site(&s.client, &s.id))
+                .s("kind", "site")
+                .s("tenant_id", s.tenant.as_str())
+                .s("client_id", s.client.as_str())
+                .s("site_id", s.id.as_str())
+                .s("name", &s.name)
+                .s("time_zone", &s.time_zone)
+                .n("created_ms", s.created_ms)
+                .build(),
+        )
+        .await
+    }
+
+    pub async fn site(
+        &self,
+        tenant: &TenantId,
+        client: &ClientId,
+        id: &SiteId,
+    ) -> Result<Option<Site>, StoreError> {
+        let Some(item) = self.get(&TenantKeys::new(tenant).site(client, id)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Site {
+            tenant: tenant.clone(),
+            client: client.clone(),
+            id: id.clone(),
+            name: item.string("name")?.to_owned(),
+            time_zone: item.string("time_zone")?.to_owned(),
+            created_ms: item.number("created_ms")?,
+        }))
+    }
+}

@@ -1,0 +1,130 @@
+//! Reading and writing DynamoDB items: the only place `AttributeValue` meets domain values.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use vigie_domain::keys::{IndexKey, TableKey};
+use vigie_domain::ports::StoreError;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Builds an item attribute by attribute.
+#[derive(Debug, Default)]
+pub struct ItemBuilder(Item);
+
+impl ItemBuilder {
+    pub fn keyed(key: &TableKey) -> Self {
+        let mut b = Self::default();
+        b.0.insert("pk".into(), AttributeValue::S(key.pk.clone()));
+        b.0.insert("sk".into(), AttributeValue::S(key.sk.clone()));
+        b
+    }
+
+    pub fn index(mut self, key: &IndexKey) -> Self {
+        self.0
+            .insert("gsi1pk".into(), AttributeValue::S(key.gsi1pk.clone()));
+        self.0
+            .insert("gsi1sk".into(), AttributeValue::S(key.gsi1sk.clone()));
+        self
+    }
+
+    pub fn s(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.0.insert(name.into(), AttributeValue::S(value.into()));
+        self
+    }
+
+    pub fn n(mut self, name: &str, value: impl ToString) -> Self {
+        self.0
+            .insert(name.into(), AttributeValue::N(value.to_string()));
+        self
+    }
+
+    pub fn b(mut self, name: &str, value: bool) -> Self {
+        self.0.insert(name.into(), AttributeValue::Bool(value));
+        self
+    }
+
+    pub fn build(self) -> Item {
+        self.0
+    }
+}
+
+/// The key of an item as DynamoDB wants it.
+pub fn key_of(key: &TableKey) -> Item {
+    ItemBuilder::keyed(key).build()
+}
+
+fn corrupt(name: &str, what: &str) -> StoreError {
+    StoreError::Corrupt(format!("attribute {name}: {what}"))
+}
+
+/// Typed reads from an item; a missing or mistyped attribute is a corrupt record.
+pub trait ItemExt {
+    fn string(&self, name: &str) -> Result<&str, StoreError>;
+    fn number<T: FromStr>(&self, name: &str) -> Result<T, StoreError>;
+    fn number_or<T: FromStr>(&self, name: &str, default: T) -> Result<T, StoreError>;
+    fn boolean(&self, name: &str) -> Result<bool, StoreError>;
+    fn parsed<T, E>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, StoreError>
+    where
+        E: std::fmt::Display;
+}
+
+impl ItemExt for Item {
+    fn string(&self, name: &str) -> Result<&str, StoreError> {
+        match self.get(name) {
+            Some(AttributeValue::S(s)) => Ok(s),
+            Some(_) => Err(corrupt(name, "not a string")),
+            None => Err(corrupt(name, "missing")),
+        }
+    }
+
+    fn number<T: FromStr>(&self, name: &str) -> Result<T, StoreError> {
+        match self.get(name) {
+            Some(AttributeValue::N(n)) => n
+                .parse()
+                .map_err(|_| corrupt(name, "not a number of the expected kind")),
+            Some(_) => Err(corrupt(name, "not a number")),
+            None => Err(corrupt(name, "missing")),
+        }
+    }
+
+    fn number_or<T: FromStr>(&self, name: &str, default: T) -> Result<T, StoreError> {
+        if self.contains_key(name) {
+            self.number(name)
+        } else {
+            Ok(default)
+        }
+    }
+
+    fn boolean(&self, name: &str) -> Result<bool, StoreError> {
+        match self.get(name) {
+            Some(AttributeValue::Bool(b)) => Ok(*b),
+            Some(_) => Err(corrupt(name, "not a boolean")),
+            None => Err(corrupt(name, "missing")),
+        }
+    }
+
+    fn parsed<T, E>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, StoreError>
+    where
+        E: std::fmt::Display,
+    {
+        parse(self.string(name)?).map_err(|e| corrupt(name, &e.to_string()))
+    }
+}
+
+/// Maps any SDK error to a retryable storage error, keeping the whole error chain as text.
+pub fn unavailable<E>(e: E) -> StoreError
+where
+    E: std::error::Error,
+{
+    StoreError::Unavailable(aws_smithy_types::error::display::DisplayErrorContext(e).to_string())
+}
