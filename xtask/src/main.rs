@@ -1,1 +1,47 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's automation, in Rust.
+
+mod agent;
+mod bench;
+mod demo;
+mod lambda;
+mod test;
+mod util;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  demo [--once]     run the product locally: emulator, provisioning, a real agent, batches arriving
+  test              every check CI runs: fmt, clippy, static agent, all tests, arm64 lambda build, demo
+  agent             build the agent's static release binary; prints its path last
+  lambda            build every function for AWS Lambda (arm64) with cargo-lambda
+  bench             measure the ingest hot path and the agent (size, memory, CPU)";
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return std::process::ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "demo" => demo::main(rest),
+        "test" => test::main(rest),
+        "agent" => agent::main(rest),
+        "lambda" => lambda::main(rest),
+        "bench" => bench::main(rest),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprintln!("unknown command {other:?}\n\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
