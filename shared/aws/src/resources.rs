@@ -9,7 +9,9 @@ pub struct ResourceNames {
 impl ResourceNames {
     /// `prefix` must be lower-case letters, digits and '-' (it becomes part of bucket names).
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.to_owned() }
+        Self {
+            prefix: prefix.to_owned(),
+        }
     }
 
     pub fn prefix(&self) -> &str {
