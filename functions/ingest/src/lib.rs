@@ -263,3 +263,256 @@ where
         Ok(HttpResponse::json(200, &device.config))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Handler tests over in-memory ports, fed through the Function URL event shape.
+
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use vigie_domain::clock::ManualClock;
+    use vigie_domain::enrollment::{EnrollmentToken, Placement};
+    use vigie_domain::ids::{ClientId, EnrollmentTokenId, SiteId, TenantId};
+    use vigie_domain::intake::gzip;
+    use vigie_domain::ports::StoreError;
+    use vigie_domain::signing::{DeviceSigningKey, SignedRequest, headers};
+    use vigie_edge::function_url::FunctionUrlRequest;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Memory {
+        devices: Mutex<HashMap<DeviceId, Device>>,
+        tokens: Mutex<HashMap<EnrollmentTokenId, EnrollmentToken>>,
+        queued: Mutex<Vec<BatchEnvelope>>,
+        /// Makes the next `record_batch` report that another request won.
+        lose_next_race: Mutex<bool>,
+        queue_down: Mutex<bool>,
+    }
+
+    impl DeviceRegistry for &Memory {
+        async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+            Ok(self.devices.lock().expect("lock").get(id).cloned())
+        }
+
+        async fn record_batch(
+            &self,
+            device: &Device,
+            seq: u64,
+            now_ms: i64,
+        ) -> Result<SequenceOutcome, StoreError> {
+            let mut devices = self.devices.lock().expect("lock");
+            let d = devices.get_mut(&device.id).expect("known");
+            if std::mem::take(&mut *self.lose_next_race.lock().expect("lock")) {
+                d.last_seq = seq;
+            }
+            if d.last_seq >= seq {
+                return Ok(SequenceOutcome::AlreadyAccepted { last: d.last_seq });
+            }
+            d.last_seq = seq;
+            d.last_seen_ms = now_ms;
+            Ok(SequenceOutcome::Recorded)
+        }
+    }
+
+    impl EnrollmentStore for &Memory {
+        async fn token(
+            &self,
+            id: &EnrollmentTokenId,
+        ) -> Result<Option<EnrollmentToken>, StoreError> {
+            Ok(self.tokens.lock().expect("lock").get(id).cloned())
+        }
+
+        async fn redeem(
+            &self,
+            token: &EnrollmentToken,
+            device: &Device,
+        ) -> Result<RedeemOutcome, StoreError> {
+            let mut tokens = self.tokens.lock().expect("lock");
+            let stored = tokens.get_mut(&token.id).expect("known");
+            if stored.uses != token.uses || stored.revoked {
+                return Ok(RedeemOutcome::TokenChanged);
+            }
+            stored.uses += 1;
+            self.devices
+                .lock()
+                .expect("lock")
+                .insert(device.id.clone(), device.clone());
+            Ok(RedeemOutcome::Enrolled)
+        }
+    }
+
+    impl TelemetryQueue for &Memory {
+        async fn enqueue(&self, envelope: &BatchEnvelope) -> Result<String, StoreError> {
+            if *self.queue_down.lock().expect("lock") {
+                return Err(StoreError::Unavailable("queue down".into()));
+            }
+            let mut q = self.queued.lock().expect("lock");
+            q.push(envelope.clone());
+            Ok(format!("m-{}", q.len()))
+        }
+    }
+
+    const NOW: i64 = 1_790_000_000_000;
+
+    fn event(method: &str, path: &str, headers: Vec<(&str, String)>, body: &[u8]) -> HttpRequest {
+        let mut req = HttpRequest {
+            method: method.into(),
+            path: path.into(),
+            body: body.to_vec(),
+            ..HttpRequest::default()
+        };
+        for (k, v) in headers {
+            req.headers.insert(k.into(), v);
+        }
+        // Through the Function URL JSON, as Lambda delivers it.
+        let json = serde_json::to_string(&FunctionUrlRequest::from_http(&req, NOW)).expect("json");
+        serde_json::from_str::<FunctionUrlRequest>(&json)
+            .expect("event")
+            .into_request()
+            .expect("decodes")
+    }
+
+    fn body_json(r: &HttpResponse) -> serde_json::Value {
+        serde_json::from_slice(&r.body).expect("json body")
+    }
+
+    async fn enrolled(
+        mem: &Memory,
+        ingest: &Ingest<&Memory, &Memory, &Memory, ManualClock>,
+    ) -> (DeviceId, DeviceSigningKey) {
+        let placement = Placement {
+            tenant: TenantId::parse("msp").expect("id"),
+            client: ClientId::parse("acme").expect("id"),
+            site: SiteId::parse("hq").expect("id"),
+        };
+        let (token, plain) =
+            EnrollmentToken::issue(placement, NOW, NOW + 3_600_000, 1, "t").expect("token");
+        mem.tokens
+            .lock()
+            .expect("lock")
+            .insert(token.id.clone(), token);
+        let key = DeviceSigningKey::generate();
+        let body = serde_json::json!({
+            "token": plain.expose(), "public_key": key.public_key().to_base64(),
+            "hostname": "h", "os": "o", "agent_version": "0.1.0"
+        });
+        let r = ingest
+            .handle(&event(
+                "POST",
+                routes::ENROLL,
+                vec![("content-type", "application/json".into())],
+                body.to_string().as_bytes(),
+            ))
+            .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        (
+            DeviceId::parse(body_json(&r)["device_id"].as_str().expect("id")).expect("id"),
+            key,
+        )
+    }
+
+    fn batch_request(device: &DeviceId, key: &DeviceSigningKey, seq: u64) -> HttpRequest {
+        let batch = serde_json::json!({
+            "schema": 1,
+            "agent": {"version": "0.1.0", "hostname": "h", "os": "o", "kernel": "k", "arch": "x86_64", "boot_time": 1},
+            "samples": [{"ts": NOW - 1000, "cpu": {"total_pct": 5.0}}]
+        });
+        let body = gzip(batch.to_string().as_bytes());
+        let sig = key.sign(&SignedRequest {
+            method: "POST",
+            path: routes::BATCHES,
+            device,
+            timestamp_ms: NOW,
+            seq,
+            body: &body,
+        });
+        event(
+            "POST",
+            routes::BATCHES,
+            vec![
+                ("content-type", "application/json".into()),
+                ("content-encoding", "gzip".into()),
+                (headers::DEVICE, device.to_string()),
+                (headers::TIMESTAMP, NOW.to_string()),
+                (headers::SEQUENCE, seq.to_string()),
+                (headers::SIGNATURE, sig),
+            ],
+            &body,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_queued_once_and_its_replay_is_refused() {
+        let mem = Memory::default();
+        let ingest = Ingest::new(&mem, &mem, &mem, ManualClock::at(NOW));
+        let (device, key) = enrolled(&mem, &ingest).await;
+        let r = ingest.handle(&batch_request(&device, &key, 1)).await;
+        assert_eq!(r.status, 202);
+        let again = ingest.handle(&batch_request(&device, &key, 1)).await;
+        assert_eq!(again.status, 409);
+        assert_eq!(body_json(&again)["error"]["last_accepted_seq"], 1);
+        assert_eq!(mem.queued.lock().expect("lock").len(), 1);
+        assert_eq!(
+            mem.queued.lock().expect("lock")[0].tenant_id.as_str(),
+            "msp"
+        );
+    }
+
+    #[tokio::test]
+    async fn losing_the_sequence_race_answers_replayed_not_accepted() {
+        let mem = Memory::default();
+        let ingest = Ingest::new(&mem, &mem, &mem, ManualClock::at(NOW));
+        let (device, key) = enrolled(&mem, &ingest).await;
+        *mem.lose_next_race.lock().expect("lock") = true;
+        let r = ingest.handle(&batch_request(&device, &key, 1)).await;
+        assert_eq!(r.status, 409);
+        let (refused, accepted) = ingest.counters().snapshot();
+        assert_eq!((refused.get("sequence_replayed"), accepted), (Some(&1), 0));
+    }
+
+    #[tokio::test]
+    async fn a_queue_outage_is_a_retryable_503_and_records_nothing() {
+        let mem = Memory::default();
+        let ingest = Ingest::new(&mem, &mem, &mem, ManualClock::at(NOW));
+        let (device, key) = enrolled(&mem, &ingest).await;
+        *mem.queue_down.lock().expect("lock") = true;
+        let r = ingest.handle(&batch_request(&device, &key, 1)).await;
+        assert_eq!(r.status, 503);
+        assert_eq!(r.headers.get("retry-after").map(String::as_str), Some("5"));
+        assert_eq!(
+            mem.devices.lock().expect("lock")[&device].last_seq,
+            0,
+            "the agent's retry will be accepted"
+        );
+        *mem.queue_down.lock().expect("lock") = false;
+        assert_eq!(
+            ingest.handle(&batch_request(&device, &key, 1)).await.status,
+            202
+        );
+    }
+
+    #[tokio::test]
+    async fn a_used_token_cannot_enrol_twice_and_wrong_methods_are_405() {
+        let mem = Memory::default();
+        let ingest = Ingest::new(&mem, &mem, &mem, ManualClock::at(NOW));
+        let _ = enrolled(&mem, &ingest).await;
+        let token = mem
+            .tokens
+            .lock()
+            .expect("lock")
+            .values()
+            .next()
+            .cloned()
+            .expect("token");
+        assert_eq!(token.uses, 1);
+        let r = ingest
+            .handle(&event("GET", routes::BATCHES, vec![], b""))
+            .await;
+        assert_eq!(
+            (r.status, body_json(&r)["error"]["code"].as_str()),
+            (405, Some("method_not_allowed"))
+        );
+    }
+}
