@@ -1,6 +1,6 @@
 //! The real agent binary against the local runtime and the emulator.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ fn state_dir(test: &str) -> PathBuf {
     dir
 }
 
-fn agent(state: &PathBuf, args: &[&str]) -> std::process::Output {
+fn agent(state: &Path, args: &[&str]) -> std::process::Output {
     Command::new(agent_binary())
         .args(args)
         .arg("--state-dir")
@@ -48,7 +48,7 @@ fn agent(state: &PathBuf, args: &[&str]) -> std::process::Output {
         .expect("agent runs")
 }
 
-fn status(state: &PathBuf) -> serde_json::Value {
+fn status(state: &Path) -> serde_json::Value {
     let out = agent(state, &["status", "--json"]);
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("status json: {e}: {}", String::from_utf8_lossy(&out.stdout)))
@@ -72,11 +72,11 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
-async fn enroll(stack: &Stack, state: &PathBuf) -> DeviceId {
+async fn enroll(stack: &Stack, state: &Path) -> DeviceId {
     let p = placement("msp-field", "bakery", "shop-1");
     stack.seed(&p).await;
     let (_, token) = stack.token(&p, 1).await;
-    let state = state.clone();
+    let state = state.to_path_buf();
     let url = stack.url();
     let token = token.expose().to_owned();
     let out = tokio::task::spawn_blocking(move || {

@@ -58,13 +58,15 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         agent = Some(path);
         Ok(())
     })?;
+    let mut totals = (0u64, 0u64);
     step("tests", &mut || {
         let mut cmd = cargo();
-        cmd.args(["test", "--workspace"]);
+        cmd.args(["test", "--workspace", "--lib", "--bins", "--tests"]);
         if let Some(path) = &agent {
             cmd.env("VIGIE_AGENT_BIN", path);
         }
-        run(&mut cmd)
+        totals = run_counting(&mut cmd)?;
+        Ok(())
     })?;
     if !skip_lambda {
         step("lambda build (arm64)", &mut || {
@@ -84,5 +86,44 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         "xtask: all checks passed in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    println!("tests: {} passed, {} failed", totals.0, totals.1);
     Ok(())
+}
+
+/// Runs `cargo test`, echoing its output, and adds up its `test result:` lines.
+fn run_counting(cmd: &mut Command) -> anyhow::Result<(u64, u64)> {
+    use std::io::{BufRead as _, BufReader};
+    eprintln!("xtask: $ {}", crate::util::describe(cmd));
+    let mut child = cmd
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut totals = (0, 0);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |word: &str| {
+                    rest.split(';')
+                        .find_map(|part| {
+                            part.trim()
+                                .trim_start_matches("ok. ")
+                                .trim_start_matches("FAILED. ")
+                                .strip_suffix(word)
+                        })
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                totals.0 += count(" passed");
+                totals.1 += count(" failed");
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        println!("tests: {} passed, {} failed", totals.0, totals.1.max(1));
+        bail!("cargo test failed ({status})");
+    }
+    Ok(totals)
 }
