@@ -9,7 +9,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use vigie_emulator::Emulator;
 
 use crate::util::{cargo, root, run};
 
@@ -36,7 +35,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         size as f64 / 1_048_576.0
     );
 
-    let emulator = Emulator::start(&root())?;
+    let emulator = crate::demo::start_emulator()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -65,7 +65,34 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     result
 }
 
-fn say(line: &str) {
+/// The emulator to use: the one named by `VIGIE_EMULATOR_URL` (e.g. LocalStack in Docker), or a
+/// moto server started (and, the first time, installed) for this run.
+pub enum EmulatorHandle {
+    External(String),
+    Started(Emulator),
+}
+
+impl EmulatorHandle {
+    pub fn endpoint(&self) -> &str {
+        match self {
+            Self::External(url) => url,
+            Self::Started(e) => e.endpoint(),
+        }
+    }
+}
+
+pub fn start_emulator() -> anyhow::Result<EmulatorHandle> {
+    if let Some(url) = vigie_emulator::endpoint_from_env() {
+        say(&format!("using the emulator at {url} (VIGIE_EMULATOR_URL)"));
+        return Ok(EmulatorHandle::External(url));
+    }
+    say("starting the local AWS emulator (moto server; the first run installs it into localstack/.venv)");
+    let emulator = Emulator::start(&root()).context("starting the emulator")?;
+    say(&format!("emulator listening at {}", emulator.endpoint()));
+    Ok(EmulatorHandle::Started(emulator))
+}
+
+pub fn say(line: &str) {
     let t = SystemClock.now_ms();
     let secs = t / 1000 % 86_400;
     println!(
