@@ -646,7 +646,7 @@ mod tests {
             );
             let batch = decode(&r.body);
             assert_eq!(batch.validate(NOW + 5_000), Ok(()));
-            assert_eq!(batch.samples[0].ts, NOW + expected_seq as i64 - 1);
+            assert_eq!(batch.start_ms, NOW + expected_seq as i64 - 1);
         }
         fs::remove_dir_all(dir.root()).ok();
     }
@@ -817,7 +817,7 @@ mod tests {
         assert!(delivered, "{seen:?}");
         let r = requests.recv().expect("request");
         let batch = decode(&r.body);
-        assert_eq!(batch.samples.len(), 1);
+        assert_eq!(batch.len(), 1);
         assert_eq!(batch.validate(clock.now_ms()), Ok(()));
         assert_eq!(dir.read_state().expect("state").next_seq, 2);
 

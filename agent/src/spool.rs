@@ -14,10 +14,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use vigie_domain::intake::gzip;
 use vigie_domain::protocol::limits::MAX_COMPRESSED_BODY;
-use vigie_domain::telemetry::{AgentInfo, SCHEMA_VERSION, Sample, SpoolReport, bounds};
+use vigie_domain::telemetry::{AgentInfo, Sample, SpoolReport, TelemetryBatch, bounds};
 
 use crate::state::{AgentState, StateDir, StateError, StateLock, sync_dir, write_atomically};
 
@@ -62,20 +61,6 @@ pub struct Spool {
     bytes: u64,
     state: AgentState,
     _lock: StateLock,
-}
-
-/// The same fields as `TelemetryBatch`, borrowed, so building a batch clones no sample.
-#[derive(Serialize)]
-struct BatchBody<'a> {
-    schema: u32,
-    agent: &'a AgentInfo,
-    #[serde(skip_serializing_if = "no_drops")]
-    spool: &'a SpoolReport,
-    samples: &'a [Sample],
-}
-
-fn no_drops(report: &&SpoolReport) -> bool {
-    report.is_empty()
 }
 
 /// `<seq:020>.batch` → seq.
@@ -388,13 +373,8 @@ fn encode(
     report: &SpoolReport,
     samples: &[Sample],
 ) -> Result<Vec<u8>, StateError> {
-    let body = BatchBody {
-        schema: SCHEMA_VERSION,
-        agent,
-        spool: report,
-        samples,
-    };
-    let json = serde_json::to_vec(&body).map_err(|source| StateError::Corrupt {
+    let batch = TelemetryBatch::from_samples(agent.clone(), report.clone(), samples);
+    let json = serde_json::to_vec(&batch).map_err(|source| StateError::Corrupt {
         path: PathBuf::from("<batch>"),
         source,
     })?;
@@ -568,7 +548,7 @@ pub(crate) mod tests {
         let mut order = Vec::new();
         while let Some(seq) = spool.oldest() {
             let batch = decode(&spool.read(seq).expect("read"));
-            order.push((seq, batch.samples[0].ts - NOW));
+            order.push((seq, batch.start_ms - NOW));
             spool.delivered(seq, NOW, false).expect("delivered");
         }
         let expected: Vec<(u64, i64)> = (1..=12).map(|s| (s, s as i64 - 1)).collect();

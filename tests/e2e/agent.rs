@@ -134,7 +134,7 @@ async fn the_real_agent_enrols_and_its_batch_reaches_the_queue_with_its_placemen
         ("msp-field", "bakery", "shop-1")
     );
     assert_eq!(e.seq, 1);
-    let sample = e.batch.samples.last().expect("a sample");
+    let sample = e.batch.rows().pop().expect("a sample");
     assert!(
         sample.cpu.is_some() && sample.memory.is_some(),
         "real CPU and memory readings"

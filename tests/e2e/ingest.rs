@@ -83,7 +83,10 @@ async fn an_enrolled_device_lands_its_batches_on_the_queue_with_its_placement() 
                 serde_json::from_str(m.body().expect("body")).expect("json");
             assert_eq!(body["kind"], "batch");
             assert_eq!(body["tenant_id"], "msp-alpha");
-            assert_eq!(body["batch"]["samples"].as_array().map(Vec::len), Some(2));
+            assert_eq!(
+                body["batch"]["offsets_ms"].as_array().map(Vec::len),
+                Some(2)
+            );
             seen.push(body["seq"].as_u64().expect("seq"));
             sqs.delete_message()
                 .queue_url(&stack.provisioned.telemetry_queue_url)
@@ -464,4 +467,65 @@ async fn enrolment_tokens_expire_run_out_are_revocable_and_bind_their_tenant() {
         .expect("list");
     assert_eq!(devices_a.len(), 2);
     assert!(devices_a.iter().all(|d| d.placement == a));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_too_large_for_sqs_travels_through_the_spill_bucket() {
+    let stack = Stack::start("ingest-spill").await;
+    let p = placement("msp-alpha", "acme", "hq");
+    stack.seed(&p).await;
+    let (_, token) = stack.token(&p, 1).await;
+    let (a, key) = enroll(&stack.url(), token.expose()).await;
+    let device = a.json["device_id"].as_str().expect("device").to_owned();
+
+    // A day of minute samples from a 64-core server: far over an SQS message once inflated.
+    let now = now_ms();
+    let mut batch = sample_batch(now, vigie_domain::telemetry::bounds::MAX_SAMPLES);
+    let cpu = batch.cpu.as_mut().expect("cpu");
+    cpu.per_core_pct_x100 = (0..64u32)
+        .map(|core| {
+            (0..batch.offsets_ms.len())
+                .map(|i| Some((core * 37 + i as u32 * 11) % 10_000))
+                .collect()
+        })
+        .collect();
+    let json = serde_json::to_vec(&batch).expect("json");
+    assert!(
+        json.len() > vigie_domain::envelope::MAX_INLINE_MESSAGE,
+        "{} bytes",
+        json.len()
+    );
+    let answer = post_batch(&stack.url(), &key, &device, 1, now_ms(), gzip(&json)).await;
+    assert_eq!(answer.status, 202, "{:?}", answer.json);
+
+    let sqs = &stack.ports.clients().sqs;
+    let raw = sqs
+        .receive_message()
+        .queue_url(&stack.provisioned.telemetry_queue_url)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .expect("receive");
+    let body: serde_json::Value =
+        serde_json::from_str(raw.messages()[0].body().expect("body")).expect("json");
+    assert_eq!(body["kind"], "spilled");
+    assert_eq!(body["bucket"], stack.provisioned.spill_bucket.as_str());
+    assert!(
+        body["key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("tenants/msp-alpha/spill/"))
+    );
+
+    let got = stack
+        .ports
+        .telemetry_queue()
+        .receive(10, 1)
+        .await
+        .expect("receive");
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].envelope.batch, batch,
+        "the whole batch comes back from the spill bucket"
+    );
+    assert_eq!(got[0].envelope.tenant_id.as_str(), "msp-alpha");
 }

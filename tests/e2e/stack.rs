@@ -12,7 +12,7 @@ use vigie_domain::ids::{ClientId, SiteId, TenantId};
 use vigie_domain::intake::gzip;
 use vigie_domain::protocol::routes;
 use vigie_domain::signing::{DeviceSigningKey, SignedRequest, headers};
-use vigie_domain::telemetry::TelemetryBatch;
+use vigie_domain::telemetry::{Sample, SpoolReport, TelemetryBatch};
 use vigie_local::LocalRuntime;
 
 pub struct Stack {
@@ -206,15 +206,20 @@ pub fn batch_body(now: i64, samples: usize) -> Vec<u8> {
 }
 
 pub fn sample_batch(now: i64, samples: usize) -> TelemetryBatch {
-    serde_json::from_value(serde_json::json!({
-        "schema": 1,
-        "agent": {"version": "0.1.0", "hostname": "test-host", "os": "Debian", "kernel": "6.1", "arch": "x86_64", "boot_time": now / 1000 - 3600},
-        "samples": (0..samples).map(|i| serde_json::json!({
-            "ts": now - (samples - i) as i64 * 1000,
-            "cpu": {"total_pct": 12.5, "per_core_pct": [10.0, 15.0]},
-            "memory": {"total_bytes": 8_000_000_000u64, "available_bytes": 4_000_000_000u64, "used_pct": 50.0, "swap_total_bytes": 0, "swap_used_bytes": 0},
-            "filesystems": [{"mount": "/", "fs_type": "ext4", "device": "/dev/sda1", "total_bytes": 100, "used_bytes": 60, "available_bytes": 40, "used_pct": 60.0}],
-        })).collect::<Vec<_>>(),
+    let agent = serde_json::from_value(serde_json::json!({
+        "version": "0.1.0", "hostname": "test-host", "os": "Debian", "kernel": "6.1", "arch": "x86_64", "boot_time": now / 1000 - 3600
     }))
-    .expect("valid batch json")
+    .expect("agent info");
+    let rows: Vec<Sample> = (0..samples)
+        .map(|i| {
+            serde_json::from_value(serde_json::json!({
+                "ts": now - (samples - i) as i64 * 1000,
+                "cpu": {"total_pct": 12.5, "per_core_pct": [10.0, 15.0]},
+                "memory": {"total_bytes": 8_000_000_000u64, "available_bytes": 4_000_000_000u64, "used_pct": 50.0, "swap_total_bytes": 0, "swap_used_bytes": 0},
+                "filesystems": [{"mount": "/", "fs_type": "ext4", "device": "/dev/sda1", "total_bytes": 102_400, "used_bytes": 61_440, "available_bytes": 40_960, "used_pct": 60.0}],
+            }))
+            .expect("sample")
+        })
+        .collect();
+    TelemetryBatch::from_samples(agent, SpoolReport::default(), &rows)
 }

@@ -86,7 +86,9 @@ pub fn start_emulator() -> anyhow::Result<EmulatorHandle> {
         say(&format!("using the emulator at {url} (VIGIE_EMULATOR_URL)"));
         return Ok(EmulatorHandle::External(url));
     }
-    say("starting the local AWS emulator (moto server; the first run installs it into localstack/.venv)");
+    say(
+        "starting the local AWS emulator (moto server; the first run installs it into localstack/.venv)",
+    );
     let emulator = Emulator::start(&root()).context("starting the emulator")?;
     say(&format!("emulator listening at {}", emulator.endpoint()));
     Ok(EmulatorHandle::Started(emulator))
@@ -276,7 +278,7 @@ async fn watch(ports: &AwsPorts, options: &Options, child: &mut Child) -> anyhow
         for m in received {
             print_batch(&m.envelope);
             batches += 1;
-            samples += m.envelope.batch.samples.len();
+            samples += m.envelope.batch.len();
             metrics.extend(m.envelope.batch.summary().metrics);
             devices.insert(m.envelope.device_id.to_string());
             queue.delete(&m.receipt_handle).await?;
@@ -295,7 +297,8 @@ async fn watch(ports: &AwsPorts, options: &Options, child: &mut Child) -> anyhow
 }
 
 fn print_batch(e: &BatchEnvelope) {
-    let last = e.batch.samples.last();
+    let last = e.batch.row(e.batch.len().saturating_sub(1));
+    let last = last.as_ref();
     let cpu = last
         .and_then(|s| s.cpu.as_ref())
         .map_or("-".into(), |c| format!("{:.1} %", c.total_pct));
@@ -313,7 +316,7 @@ fn print_batch(e: &BatchEnvelope) {
         e.tenant_id,
         e.client_id,
         e.site_id,
-        e.batch.samples.len(),
+        e.batch.len(),
         e.wire_bytes,
         e.batch.summary().metrics.join(", ")
     ));

@@ -178,7 +178,7 @@ mod tests {
     use super::*;
     use std::fs;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
-    use vigie_domain::telemetry::{SCHEMA_VERSION, SpoolReport, TelemetryBatch};
+    use vigie_domain::telemetry::{SpoolReport, TelemetryBatch};
 
     /// A fresh, uniquely named directory under the system temp dir.
     pub(super) fn scratch_dir(name: &str) -> PathBuf {
@@ -352,12 +352,11 @@ mod tests {
         assert!(sample.cpu.is_some(), "cpu");
         assert!(sample.memory.is_some(), "memory");
         assert!(!sample.filesystems.is_empty(), "at least one filesystem");
-        let batch = TelemetryBatch {
-            schema: SCHEMA_VERSION,
-            agent: collector.agent_info(env!("CARGO_PKG_VERSION")),
-            spool: SpoolReport::default(),
-            samples: vec![sample],
-        };
+        let batch = TelemetryBatch::from_samples(
+            collector.agent_info(env!("CARGO_PKG_VERSION")),
+            SpoolReport::default(),
+            &[sample],
+        );
         assert_eq!(batch.validate(now), Ok(()), "{batch:#?}");
         assert!(batch.agent.boot_time > 0 && !batch.agent.hostname.is_empty());
     }

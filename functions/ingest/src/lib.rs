@@ -243,7 +243,7 @@ where
             site_id = %envelope.site_id,
             device_id = %envelope.device_id,
             seq = headers.seq,
-            samples = envelope.batch.samples.len(),
+            samples = envelope.batch.len(),
             bytes = req.body.len(),
             message_id = %message_id,
             "batch queued"
@@ -417,7 +417,9 @@ mod tests {
         let batch = serde_json::json!({
             "schema": 1,
             "agent": {"version": "0.1.0", "hostname": "h", "os": "o", "kernel": "k", "arch": "x86_64", "boot_time": 1},
-            "samples": [{"ts": NOW - 1000, "cpu": {"total_pct": 5.0}}]
+            "start_ms": NOW - 1000,
+            "offsets_ms": [0],
+            "cpu": {"total_pct_x100": [500], "iowait_pct_x100": [0]}
         });
         let body = gzip(batch.to_string().as_bytes());
         let sig = key.sign(&SignedRequest {

@@ -3,7 +3,7 @@
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 use vigie_domain::envelope::{
-    BatchEnvelope, IntakeMessage, MAX_INLINE_MESSAGE, SpilledBatch, attributes,
+    BatchEnvelope, IntakeMessage, IntakeMessageRef, MAX_INLINE_MESSAGE, SpilledBatch, attributes,
 };
 use vigie_domain::keys::TenantKeys;
 use vigie_domain::ports::{StoreError, TelemetryQueue};
@@ -43,7 +43,7 @@ impl SqsTelemetryQueue {
     /// Reads a spilled batch back from S3.
     pub async fn resolve(&self, message: IntakeMessage) -> Result<BatchEnvelope, StoreError> {
         match message {
-            IntakeMessage::Batch(envelope) => Ok(envelope),
+            IntakeMessage::Batch(envelope) => Ok(*envelope),
             IntakeMessage::Spilled(s) => {
                 let out = self
                     .s3
@@ -114,7 +114,7 @@ impl SqsTelemetryQueue {
 
 impl TelemetryQueue for SqsTelemetryQueue {
     async fn enqueue(&self, envelope: &BatchEnvelope) -> Result<String, StoreError> {
-        let inline = serde_json::to_string(&IntakeMessage::Batch(envelope.clone()))
+        let inline = serde_json::to_string(&IntakeMessageRef::Batch(envelope))
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let body = if inline.len() <= MAX_INLINE_MESSAGE {
             inline

@@ -16,7 +16,9 @@ use vigie_domain::telemetry::{
 
 const NOW: i64 = 1_790_000_000_000;
 
+/// A sample whose readings move from one sample to the next, as real ones do.
 fn sample(ts: i64) -> Sample {
+    let w = ((ts / 1000) % 17) as f64;
     Sample {
         ts,
         cpu: Some(CpuSample {
@@ -31,7 +33,7 @@ fn sample(ts: i64) -> Sample {
         }),
         memory: Some(MemorySample {
             total_bytes: 16_777_216_000,
-            available_bytes: 9_126_805_504,
+            available_bytes: 9_126_805_504 - (w as u64) * 4_096_000,
             used_pct: 45.6,
             swap_total_bytes: 2_147_479_552,
             swap_used_bytes: 12_582_912,
@@ -43,7 +45,7 @@ fn sample(ts: i64) -> Sample {
                 fs_type: "ext4".into(),
                 device: "/dev/nvme0n1p2".into(),
                 total_bytes: 512_110_190_592,
-                used_bytes: 301_989_888_000,
+                used_bytes: 301_989_888_000 + (w as u64) * 65_536,
                 available_bytes: 184_000_000_000,
                 used_pct: 62.1,
                 inodes_used_pct: Some(8.4),
@@ -51,15 +53,15 @@ fn sample(ts: i64) -> Sample {
             .collect(),
         disks: vec![DiskIoSample {
             device: "nvme0n1".into(),
-            read_bytes_per_s: 120_422.4,
-            write_bytes_per_s: 880_110.9,
+            read_bytes_per_s: 120_422.4 * w,
+            write_bytes_per_s: 880_110.9 + w * 1_000.0,
             reads_per_s: 4.2,
             writes_per_s: 31.7,
             busy_pct: 1.9,
         }],
         network: vec![NetworkSample {
             interface: "eno1".into(),
-            rx_bytes_per_s: 152_044.0,
+            rx_bytes_per_s: 152_044.0 + w * 3_001.7,
             tx_bytes_per_s: 48_210.0,
             rx_errors: 0,
             tx_errors: 0,
@@ -68,7 +70,7 @@ fn sample(ts: i64) -> Sample {
         temperatures: vec![
             TemperatureSample {
                 sensor: "coretemp/Package id 0".into(),
-                celsius: 51.0,
+                celsius: 51.0 + w / 4.0,
                 critical_celsius: Some(100.0),
             },
             TemperatureSample {
@@ -82,9 +84,9 @@ fn sample(ts: i64) -> Sample {
 }
 
 fn bench(c: &mut Criterion) {
-    let batch = TelemetryBatch {
-        schema: 1,
-        agent: AgentInfo {
+    let rows: Vec<Sample> = (0..60).map(|i| sample(NOW - (60 - i) * 1000)).collect();
+    let batch = TelemetryBatch::from_samples(
+        AgentInfo {
             version: "0.1.0".into(),
             hostname: "srv-files-01".into(),
             os: "Debian GNU/Linux 12 (bookworm)".into(),
@@ -92,9 +94,9 @@ fn bench(c: &mut Criterion) {
             arch: "x86_64".into(),
             boot_time: NOW / 1000 - 1_209_600,
         },
-        spool: SpoolReport::default(),
-        samples: (0..60).map(|i| sample(NOW - (60 - i) * 1000)).collect(),
-    };
+        SpoolReport::default(),
+        &rows,
+    );
     let json = serde_json::to_vec(&batch).expect("json");
     let body = gzip(&json);
     let key = DeviceSigningKey::generate();
@@ -134,6 +136,24 @@ fn bench(c: &mut Criterion) {
             )
             .expect("accepted")
         })
+    });
+    group.bench_function("stage: signature verify", |b| {
+        b.iter(|| {
+            headers
+                .verify(&public, "POST", routes::BATCHES, black_box(&body))
+                .expect("verifies")
+        })
+    });
+    group.bench_function("stage: inflate", |b| {
+        b.iter(|| {
+            vigie_domain::intake::inflate_bounded(black_box(&body), 2 << 20).expect("inflates")
+        })
+    });
+    group.bench_function("stage: parse", |b| {
+        b.iter(|| serde_json::from_slice::<TelemetryBatch>(black_box(&json)).expect("parses"))
+    });
+    group.bench_function("stage: validate", |b| {
+        b.iter(|| black_box(&batch).validate(NOW).expect("valid"))
     });
     group.finish();
 }

@@ -43,8 +43,15 @@ pub struct SpilledBatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum IntakeMessage {
-    Batch(BatchEnvelope),
+    Batch(Box<BatchEnvelope>),
     Spilled(SpilledBatch),
+}
+
+/// Serialises exactly as [`IntakeMessage::Batch`], without copying the envelope.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum IntakeMessageRef<'a> {
+    Batch(&'a BatchEnvelope),
 }
 
 /// Largest message body sent inline; larger batches are spilled to S3.
