@@ -14,5 +14,6 @@ pub mod intake;
 pub mod keys;
 pub mod ports;
 pub mod protocol;
+pub mod rules;
 pub mod signing;
 pub mod telemetry;
