@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod ids;
 pub mod intake;
 pub mod keys;
+pub mod policy;
 pub mod ports;
 pub mod protocol;
 pub mod rules;
