@@ -244,7 +244,7 @@ fn values(s: &Series) -> impl Iterator<Item = Option<f64>> + '_ {
 }
 
 /// The series a metric reads from a batch: `(item, values)`.
-fn series_of<'a>(batch: &'a TelemetryBatch, metric: Metric) -> Vec<(&'a str, Vec<Option<f64>>)> {
+fn series_of(batch: &TelemetryBatch, metric: Metric) -> Vec<(&str, Vec<Option<f64>>)> {
     match metric {
         Metric::CpuTotalPct => batch
             .cpu
