@@ -10,9 +10,12 @@ use crate::util::{cargo, elf_facts, root, run};
 /// The host target every machine here has.
 pub const HOST_TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// Builds the static agent for `target` and returns its path. glibc's static C runtime with a
-/// non-PIE executable gives a binary with no dynamic loader at all; the agent resolves names
-/// itself, so glibc's NSS is never needed at run time.
+/// Builds the static agent for `target` and returns its path.
+///
+/// On the host's glibc target: glibc's static C runtime with a non-PIE executable, so the
+/// binary has no dynamic loader at all; the agent resolves names itself, so glibc's NSS is
+/// never needed at run time. On a `*-linux-musl` target (an extra, e.g. aarch64): musl, with
+/// zig (from the build tools virtualenv) as the cross C compiler and linker.
 pub fn build(target: &str) -> anyhow::Result<PathBuf> {
     let mut cmd = cargo();
     cmd.args([
@@ -25,11 +28,49 @@ pub fn build(target: &str) -> anyhow::Result<PathBuf> {
         "agent",
         "--target",
         target,
-    ])
-    .env(
-        "RUSTFLAGS",
-        "-C target-feature=+crt-static -C relocation-model=static",
-    );
+    ]);
+    if target == HOST_TARGET {
+        cmd.env(
+            "RUSTFLAGS",
+            "-C target-feature=+crt-static -C relocation-model=static",
+        );
+    } else if let Some(arch) = target.strip_suffix("-unknown-linux-musl") {
+        let added = Command::new("rustup")
+            .args(["target", "add", target])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !added {
+            bail!("the {target} standard library is not installed and `rustup target add` failed");
+        }
+        let zig = crate::lambda::tools()?.join("python-zig");
+        let wrapper = root().join(".vigie").join(format!("zig-cc-{target}"));
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\n# zig's clang as C compiler and linker for {target}; zig takes its own -target.\n\
+                 for a in \"$@\"; do shift; case \"$a\" in --target=*) ;; *) set -- \"$@\" \"$a\" ;; esac; done\n\
+                 exec '{}' cc -target {arch}-linux-musl \"$@\"\n",
+                zig.display()
+            ),
+        )?;
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+        let var = target.to_uppercase().replace('-', "_");
+        let env_target = target.replace('-', "_");
+        cmd.env(format!("CARGO_TARGET_{var}_LINKER"), &wrapper)
+            .env(
+                format!("CARGO_TARGET_{var}_RUSTFLAGS"),
+                "-C link-self-contained=no -C target-feature=+crt-static",
+            )
+            .env(format!("CC_{env_target}"), &wrapper)
+            .env(format!("AR_{env_target}"), format!("{} ar", zig.display()));
+    } else {
+        bail!(
+            "unsupported agent target {target}: use {HOST_TARGET} or a *-unknown-linux-musl target"
+        );
+    }
     run(&mut cmd)?;
     let path = root()
         .join("target")
