@@ -102,3 +102,122 @@ mod tests {
         }
     }
 }
+
+/// What happened to an alert. Each is published once, with its own event id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertEventKind {
+    Opened,
+    SeverityRaised,
+    SeverityLowered,
+    Resolved,
+}
+
+impl AlertEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::SeverityRaised => "severity_raised",
+            Self::SeverityLowered => "severity_lowered",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    /// The kind of a level change `from` → `to`; `None` when nothing changed.
+    pub fn of(from: Option<Severity>, to: Option<Severity>) -> Option<Self> {
+        match (from, to) {
+            (None, Some(_)) => Some(Self::Opened),
+            (Some(_), None) => Some(Self::Resolved),
+            (Some(a), Some(b)) if b > a => Some(Self::SeverityRaised),
+            (Some(a), Some(b)) if b < a => Some(Self::SeverityLowered),
+            _ => None,
+        }
+    }
+}
+
+/// One alert transition, as published on the alerts topic and rendered into notifications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    /// Unique per transition (never just the alert id), and the same when the same transition
+    /// is computed twice, so consumers deduplicate on it.
+    pub event_id: String,
+    pub kind: AlertEventKind,
+    /// Stable per (tenant, device, rule, item).
+    pub alert_id: String,
+    pub tenant_id: crate::ids::TenantId,
+    pub client_id: crate::ids::ClientId,
+    pub site_id: crate::ids::SiteId,
+    pub device_id: crate::ids::DeviceId,
+    /// The device's host name, for people.
+    pub device_name: String,
+    pub rule_id: String,
+    pub family: AlertFamily,
+    /// What the rule watches on the device ("/var", "eth0", "" for device-wide metrics).
+    pub subject: String,
+    /// Metric name, e.g. "filesystem_used_pct".
+    pub metric: String,
+    /// Severity after the transition (for `resolved`: the last one it had).
+    pub severity: Severity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_severity: Option<Severity>,
+    /// The value that caused the transition, and the threshold of the level concerned.
+    pub value: f64,
+    pub threshold: f64,
+    /// When the transition happened (the sample's time) and when the alert opened, Unix ms.
+    pub at_ms: i64,
+    pub opened_ms: i64,
+}
+
+/// Derives an id from its parts: a prefix and 26 base32 characters of their SHA-256.
+pub fn derived_id(prefix: &str, parts: &[&str]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    let digest = h.finalize();
+    let mut id = crate::ids::base32(&digest[..16]);
+    id.truncate(26);
+    format!("{prefix}-{id}")
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    #[test]
+    fn kinds_follow_the_level_change() {
+        use Severity::*;
+        assert_eq!(
+            AlertEventKind::of(None, Some(Warning)),
+            Some(AlertEventKind::Opened)
+        );
+        assert_eq!(
+            AlertEventKind::of(Some(Warning), Some(Critical)),
+            Some(AlertEventKind::SeverityRaised)
+        );
+        assert_eq!(
+            AlertEventKind::of(Some(Critical), Some(Warning)),
+            Some(AlertEventKind::SeverityLowered)
+        );
+        assert_eq!(
+            AlertEventKind::of(Some(Critical), None),
+            Some(AlertEventKind::Resolved)
+        );
+        assert_eq!(AlertEventKind::of(Some(Warning), Some(Warning)), None);
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_separate_their_parts() {
+        assert_eq!(
+            derived_id("evt", &["a", "b"]),
+            derived_id("evt", &["a", "b"])
+        );
+        assert_ne!(
+            derived_id("evt", &["ab", ""]),
+            derived_id("evt", &["a", "b"])
+        );
+        assert_eq!(derived_id("al", &["x"]).len(), 3 + 26);
+    }
+}
