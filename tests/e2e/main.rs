@@ -2,6 +2,7 @@
 //! own random resource prefix.
 
 mod agent;
+mod evaluate;
 mod ingest;
 mod provision;
 mod stack;

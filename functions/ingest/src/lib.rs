@@ -133,6 +133,7 @@ where
                 config: AgentConfig::default(),
                 rate_window_ms: 0,
                 rate_count: 0,
+                tags: std::collections::BTreeMap::new(),
             };
             if self.enrollment.redeem(&token, &device).await? == RedeemOutcome::Enrolled {
                 info!(
@@ -215,6 +216,7 @@ where
             seq: headers.seq,
             received_ms: now,
             wire_bytes: req.body.len() as u64,
+            tags: device.tags.clone(),
             batch,
         };
         // Queue first, then record the sequence: a crash in between makes the agent retry,

@@ -2,11 +2,14 @@
 
 use vigie_domain::ports::StoreError;
 
+use crate::alerts_topic::SnsAlertsTopic;
 use crate::config::{AwsClients, sdk_config};
 use crate::devices::DynamoDevices;
 use crate::directory::DynamoDirectory;
 use crate::enrollment::DynamoEnrollment;
+use crate::evaluation::DynamoEvaluation;
 use crate::item::unavailable;
+use crate::policies::DynamoPolicies;
 use crate::resources::ResourceNames;
 use crate::telemetry_queue::SqsTelemetryQueue;
 
@@ -19,6 +22,8 @@ pub struct AwsPorts {
     clients: AwsClients,
     names: ResourceNames,
     telemetry_queue_url: String,
+    telemetry_dlq_url: String,
+    alerts_topic_arn: String,
 }
 
 impl AwsPorts {
@@ -30,21 +35,42 @@ impl AwsPorts {
         Self::connect(clients, ResourceNames::new(&prefix)).await
     }
 
-    /// Over given clients and names; looks up the queue URLs once.
+    /// Over given clients and names; looks up queue URLs and the topic ARN once (cold start).
+    /// `VIGIE_ALERTS_TOPIC_ARN` spares the topic lookup where it is known (AWS template).
     pub async fn connect(clients: AwsClients, names: ResourceNames) -> Result<Self, StoreError> {
-        let telemetry_queue_url = clients
-            .sqs
-            .get_queue_url()
-            .queue_name(names.telemetry_queue())
-            .send()
-            .await
-            .map_err(unavailable)?
-            .queue_url
-            .unwrap_or_default();
+        let url = |name: String| {
+            let sqs = clients.sqs.clone();
+            async move {
+                let out = sqs
+                    .get_queue_url()
+                    .queue_name(name)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                Ok::<_, StoreError>(out.queue_url.unwrap_or_default())
+            }
+        };
+        let telemetry_queue_url = url(names.telemetry_queue()).await?;
+        let telemetry_dlq_url = url(names.telemetry_dlq()).await?;
+        let alerts_topic_arn = match std::env::var("VIGIE_ALERTS_TOPIC_ARN") {
+            Ok(arn) if !arn.is_empty() => arn,
+            // CreateTopic is idempotent and answers the ARN of an existing topic.
+            _ => clients
+                .sns
+                .create_topic()
+                .name(names.alerts_topic())
+                .send()
+                .await
+                .map_err(unavailable)?
+                .topic_arn
+                .unwrap_or_default(),
+        };
         Ok(Self {
             clients,
             names,
             telemetry_queue_url,
+            telemetry_dlq_url,
+            alerts_topic_arn,
         })
     }
 
@@ -82,7 +108,33 @@ impl AwsPorts {
             sqs: self.clients.sqs.clone(),
             s3: self.clients.s3.clone(),
             queue_url: self.telemetry_queue_url.clone(),
+            dlq_url: self.telemetry_dlq_url.clone(),
             spill_bucket: self.names.spill_bucket(),
         }
+    }
+
+    pub fn policies(&self) -> DynamoPolicies {
+        DynamoPolicies {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
+    pub fn evaluation(&self) -> DynamoEvaluation {
+        DynamoEvaluation {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
+    pub fn alerts_topic(&self) -> SnsAlertsTopic {
+        SnsAlertsTopic {
+            sns: self.clients.sns.clone(),
+            topic_arn: self.alerts_topic_arn.clone(),
+        }
+    }
+
+    pub fn telemetry_dlq_url(&self) -> &str {
+        &self.telemetry_dlq_url
     }
 }

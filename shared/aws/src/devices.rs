@@ -41,6 +41,7 @@ pub(crate) fn device_item(d: &Device) -> Item {
         .n("heartbeat_s", d.config.heartbeat_s)
         .n("rate_window_ms", d.rate_window_ms)
         .n("rate_count", d.rate_count)
+        .string_map("tags", &d.tags)
         .build()
 }
 
@@ -68,6 +69,7 @@ pub(crate) fn device_from_item(item: &Item) -> Result<Device, StoreError> {
         },
         rate_window_ms: item.number_or("rate_window_ms", 0)?,
         rate_count: item.number_or("rate_count", 0)?,
+        tags: item.string_map("tags")?,
     })
 }
 

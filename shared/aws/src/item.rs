@@ -40,6 +40,22 @@ impl ItemBuilder {
         self
     }
 
+    /// A map of strings (left out when empty).
+    pub fn string_map(
+        mut self,
+        name: &str,
+        map: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        if !map.is_empty() {
+            let m = map
+                .iter()
+                .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
+                .collect();
+            self.0.insert(name.into(), AttributeValue::M(m));
+        }
+        self
+    }
+
     pub fn b(mut self, name: &str, value: bool) -> Self {
         self.0.insert(name.into(), AttributeValue::Bool(value));
         self
@@ -65,6 +81,11 @@ pub trait ItemExt {
     fn number<T: FromStr>(&self, name: &str) -> Result<T, StoreError>;
     fn number_or<T: FromStr>(&self, name: &str, default: T) -> Result<T, StoreError>;
     fn boolean(&self, name: &str) -> Result<bool, StoreError>;
+    /// A map of strings; missing is empty.
+    fn string_map(
+        &self,
+        name: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError>;
     fn parsed<T, E>(
         &self,
         name: &str,
@@ -106,6 +127,23 @@ impl ItemExt for Item {
             Some(AttributeValue::Bool(b)) => Ok(*b),
             Some(_) => Err(corrupt(name, "not a boolean")),
             None => Err(corrupt(name, "missing")),
+        }
+    }
+
+    fn string_map(
+        &self,
+        name: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        match self.get(name) {
+            None => Ok(Default::default()),
+            Some(AttributeValue::M(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    AttributeValue::S(s) => Ok((k.clone(), s.clone())),
+                    _ => Err(corrupt(name, "a value is not a string")),
+                })
+                .collect(),
+            Some(_) => Err(corrupt(name, "not a map")),
         }
     }
 

@@ -2,11 +2,14 @@
 //! implements a port of `vigie-domain`; [`adapters::AwsPorts`] builds them all once.
 
 pub mod adapters;
+pub mod alerts_topic;
 pub mod config;
 pub mod devices;
 pub mod directory;
 pub mod enrollment;
+pub mod evaluation;
 pub mod item;
+pub mod policies;
 pub mod provision;
 pub mod resources;
 pub mod telemetry_queue;

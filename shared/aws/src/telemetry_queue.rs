@@ -6,7 +6,7 @@ use vigie_domain::envelope::{
     BatchEnvelope, IntakeMessage, IntakeMessageRef, MAX_INLINE_MESSAGE, SpilledBatch, attributes,
 };
 use vigie_domain::keys::TenantKeys;
-use vigie_domain::ports::{StoreError, TelemetryQueue};
+use vigie_domain::ports::{IntakeSource, StoreError, TelemetryQueue};
 
 use crate::item::unavailable;
 
@@ -16,6 +16,7 @@ pub struct SqsTelemetryQueue {
     pub(crate) sqs: aws_sdk_sqs::Client,
     pub(crate) s3: aws_sdk_s3::Client,
     pub(crate) queue_url: String,
+    pub(crate) dlq_url: String,
     pub(crate) spill_bucket: String,
 }
 
@@ -159,5 +160,29 @@ impl TelemetryQueue for SqsTelemetryQueue {
             .await
             .map_err(unavailable)?;
         Ok(out.message_id.unwrap_or_default())
+    }
+}
+
+impl IntakeSource for SqsTelemetryQueue {
+    async fn resolve(&self, message: IntakeMessage) -> Result<BatchEnvelope, StoreError> {
+        SqsTelemetryQueue::resolve(self, message).await
+    }
+
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), StoreError> {
+        let dedup = vigie_domain::alert::derived_id("poison", &[body]);
+        self.sqs
+            .send_message()
+            .queue_url(&self.dlq_url)
+            .message_body(body)
+            .message_group_id("poison")
+            .message_deduplication_id(dedup)
+            .message_attributes(
+                "failure_reason",
+                attribute(&reason.chars().take(1000).collect::<String>())?,
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }

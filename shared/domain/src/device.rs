@@ -49,6 +49,8 @@ pub struct Device {
     /// When the last batch was accepted (0: never).
     pub last_seen_ms: i64,
     pub config: AgentConfig,
+    /// Tags set by the MSP (`role=server`, `backup=veeam`); policies attach to them.
+    pub tags: std::collections::BTreeMap<String, String>,
     /// Start of the current rate window (Unix ms, a multiple of a minute) and batches in it.
     pub rate_window_ms: i64,
     pub rate_count: u32,

@@ -17,6 +17,9 @@ pub struct BatchEnvelope {
     pub received_ms: i64,
     /// Size of the compressed body as received (metering).
     pub wire_bytes: u64,
+    /// The device's tags (e.g. `role=server`), from its record: policies attach to them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
     pub batch: TelemetryBatch,
 }
 

@@ -103,6 +103,43 @@ impl<'a> TenantKeys<'a> {
         }
     }
 
+    /// Partition holding one device's evaluation state: rule states and the event outbox.
+    /// One query reads everything the evaluator needs about the device.
+    pub fn device_state_partition(&self, device: &DeviceId) -> String {
+        format!("{}{SEP}D{SEP}{device}", self.pk())
+    }
+
+    /// State of one rule on one item of a device.
+    pub fn rule_state(&self, device: &DeviceId, rule: &str, subject: &str) -> TableKey {
+        key(
+            self.device_state_partition(device),
+            format!("STATE{SEP}{rule}{SEP}{subject}"),
+        )
+    }
+
+    /// An alert event not yet published (transactional outbox).
+    pub fn outbox_event(&self, device: &DeviceId, event_id: &str) -> TableKey {
+        key(
+            self.device_state_partition(device),
+            format!("OUTBOX{SEP}{event_id}"),
+        )
+    }
+
+    /// The current record of an alert.
+    pub fn alert(&self, alert_id: &str) -> TableKey {
+        key(self.pk(), format!("ALERT{SEP}{alert_id}"))
+    }
+
+    /// The policy at one scope (`scope_key` from [`crate::policy::Scope::key`]).
+    pub fn policy(&self, scope_key: &str) -> TableKey {
+        key(self.pk(), format!("POLICY{SEP}{scope_key}"))
+    }
+
+    /// Prefix of every policy of the tenant.
+    pub fn policies_prefix(&self) -> (String, String) {
+        (self.pk(), format!("POLICY{SEP}"))
+    }
+
     /// Object key of a batch parked in the spill bucket.
     pub fn spilled_batch(&self, device: &DeviceId, seq: u64) -> String {
         format!("{}spill/{device}/{seq:020}.json", self.object_prefix())

@@ -75,6 +75,23 @@ pub enum Metric {
     TemperatureCelsius,
 }
 
+impl Metric {
+    /// The metric's name on the wire and in alert events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CpuTotalPct => "cpu_total_pct",
+            Self::CpuIowaitPct => "cpu_iowait_pct",
+            Self::MemoryUsedPct => "memory_used_pct",
+            Self::Load1 => "load1",
+            Self::FilesystemUsedPct => "filesystem_used_pct",
+            Self::FilesystemInodesUsedPct => "filesystem_inodes_used_pct",
+            Self::DiskBusyPct => "disk_busy_pct",
+            Self::NetworkUtilisationPct => "network_utilisation_pct",
+            Self::TemperatureCelsius => "temperature_celsius",
+        }
+    }
+}
+
 /// One rule of a policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,6 +132,17 @@ impl Scope {
             Self::Client { .. } => 2,
             Self::Site { .. } => 3,
             Self::Device { .. } => 4,
+        }
+    }
+
+    /// The scope's part of a storage key (unique per scope within a tenant).
+    pub fn key(&self) -> String {
+        match self {
+            Self::Tenant => "tenant".to_owned(),
+            Self::Tag { key, value } => format!("tag:{key}={value}"),
+            Self::Client { client } => format!("client:{client}"),
+            Self::Site { client, site } => format!("site:{client}/{site}"),
+            Self::Device { device } => format!("device:{device}"),
         }
     }
 
@@ -509,6 +537,21 @@ mod tests {
                 .unwrap_or_default()
         });
         assert!(again.transitions.is_empty() && again.changed.is_empty());
+    }
+
+    #[test]
+    fn metric_names_are_their_serde_names() {
+        for m in [
+            Metric::CpuTotalPct,
+            Metric::FilesystemUsedPct,
+            Metric::NetworkUtilisationPct,
+            Metric::Load1,
+        ] {
+            assert_eq!(
+                serde_json::to_value(m).expect("json"),
+                serde_json::json!(m.as_str())
+            );
+        }
     }
 
     #[test]

@@ -5,10 +5,16 @@
 
 use std::future::Future;
 
+use std::collections::HashMap;
+
+use crate::alert::AlertEvent;
 use crate::device::Device;
 use crate::enrollment::EnrollmentToken;
 use crate::envelope::BatchEnvelope;
-use crate::ids::{DeviceId, EnrollmentTokenId};
+use crate::envelope::IntakeMessage;
+use crate::ids::{DeviceId, EnrollmentTokenId, TenantId};
+use crate::policy::{Policy, StateKey};
+use crate::rules::RuleState;
 
 /// A storage or messaging failure. `Unavailable` is worth retrying; `Corrupt` is not.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,4 +86,100 @@ pub trait TelemetryQueue: Send + Sync {
         &self,
         envelope: &BatchEnvelope,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
+/// The tenant's policies.
+pub trait PolicyStore: Send + Sync {
+    fn policies(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<Policy>, StoreError>> + Send;
+}
+
+/// A stored rule state with the version it was read at (for conditional writes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versioned {
+    pub state: RuleState,
+    pub version: u64,
+}
+
+/// An event committed to the outbox, not yet published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEvent {
+    pub event: AlertEvent,
+    /// When its commit happened, Unix ms: an entry older than a grace period was left by an
+    /// evaluator that stopped between commit and publish.
+    pub committed_ms: i64,
+}
+
+/// Everything the evaluator keeps about one device, read in one go.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceEvaluationState {
+    pub states: HashMap<StateKey, Versioned>,
+    pub outbox: Vec<PendingEvent>,
+}
+
+/// What became of a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    /// Another evaluator changed one of the states first: read again and re-evaluate.
+    Conflict,
+}
+
+/// A state change to write: the key, the new state, and the version it was read at (`None`:
+/// it did not exist).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub key: StateKey,
+    pub state: RuleState,
+    pub read_version: Option<u64>,
+}
+
+/// Rule states, the alert records and the event outbox of devices.
+pub trait EvaluationStore: Send + Sync {
+    fn load(
+        &self,
+        tenant: &TenantId,
+        device: &DeviceId,
+    ) -> impl Future<Output = Result<DeviceEvaluationState, StoreError>> + Send;
+
+    /// In one transaction: every state change (each only if still at its read version), every
+    /// event into the outbox, and the alert records the events update.
+    fn commit(
+        &self,
+        tenant: &TenantId,
+        device: &DeviceId,
+        changes: &[StateChange],
+        events: &[AlertEvent],
+        now_ms: i64,
+    ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
+
+    /// Removes a published event from the outbox.
+    fn published(
+        &self,
+        tenant: &TenantId,
+        device: &DeviceId,
+        event_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The alerts topic.
+pub trait AlertPublisher: Send + Sync {
+    fn publish(&self, event: &AlertEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where intake messages come from: resolves spilled batches, and parks poison messages.
+pub trait IntakeSource: Send + Sync {
+    fn resolve(
+        &self,
+        message: IntakeMessage,
+    ) -> impl Future<Output = Result<BatchEnvelope, StoreError>> + Send;
+
+    /// Sends a message that can never be processed to the dead-letter queue with the reason.
+    fn dead_letter(
+        &self,
+        body: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
