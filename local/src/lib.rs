@@ -2,7 +2,9 @@
 //! AWS). HTTP requests are turned into the exact Function URL event and back, so handlers take
 //! the same path as on AWS.
 //!
-//! Issue 2 hosts the ingestion function; the evaluator, sweeper and notifier join it later.
+//! Hosted: the ingestion function (HTTP), the evaluator (SQS poller on the intake queue).
+
+pub mod pollers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,6 +32,15 @@ use vigie_ingest::Ingest;
 /// The ingestion function over the AWS adapters.
 pub type IngestService = Ingest<DynamoDevices, DynamoEnrollment, SqsTelemetryQueue, SystemClock>;
 
+/// The evaluator over the AWS adapters.
+pub type EvaluatorService = vigie_evaluator::Evaluator<
+    vigie_aws::policies::DynamoPolicies,
+    vigie_aws::evaluation::DynamoEvaluation,
+    vigie_aws::alerts_topic::SnsAlertsTopic,
+    SqsTelemetryQueue,
+    SystemClock,
+>;
+
 /// Largest request body the local HTTP front accepts (the handler enforces its own limits).
 const MAX_HTTP_BODY: usize = limits::MAX_COMPRESSED_BODY * 2;
 
@@ -39,6 +50,7 @@ pub struct LocalRuntime {
     ingest: Arc<IngestService>,
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
+    pollers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for LocalRuntime {
@@ -68,7 +80,39 @@ impl LocalRuntime {
             ingest,
             shutdown: Some(tx),
             server,
+            pollers: Vec::new(),
         })
+    }
+
+    /// Starts everything: the ingestion function and the evaluator polling the intake queue.
+    /// `policy_ttl` is how long the evaluator caches a tenant's policies.
+    pub async fn start_all(
+        ports: &AwsPorts,
+        listen: SocketAddr,
+        policy_ttl: std::time::Duration,
+    ) -> std::io::Result<Self> {
+        let mut runtime = Self::start(ports, listen).await?;
+        let evaluator = Arc::new(
+            EvaluatorService::new(
+                ports.policies(),
+                ports.evaluation(),
+                ports.alerts_topic(),
+                ports.telemetry_queue(),
+                SystemClock,
+            )
+            .with_policy_ttl(policy_ttl),
+        );
+        let sqs = ports.clients().sqs.clone();
+        let queue = pollers::PolledQueue::lookup(&sqs, ports.telemetry_queue().queue_url())
+            .await
+            .map_err(std::io::Error::other)?;
+        runtime
+            .pollers
+            .push(tokio::spawn(pollers::run(sqs, queue, move |event| {
+                let evaluator = Arc::clone(&evaluator);
+                async move { evaluator.handle(event).await }
+            })));
+        Ok(runtime)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -84,8 +128,11 @@ impl LocalRuntime {
         &self.ingest
     }
 
-    /// Stops accepting and drops every open connection.
+    /// Stops accepting, drops every open connection, stops the pollers.
     pub async fn stop(mut self) {
+        for p in &self.pollers {
+            p.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -96,6 +143,9 @@ impl LocalRuntime {
 impl Drop for LocalRuntime {
     fn drop(&mut self) {
         self.server.abort();
+        for p in &self.pollers {
+            p.abort();
+        }
     }
 }
 

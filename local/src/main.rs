@@ -42,7 +42,12 @@ async fn main() -> anyhow::Result<()> {
     let ports = AwsPorts::connect(clients, names)
         .await
         .context("connecting to the installation's resources")?;
-    let runtime = LocalRuntime::start(&ports, listen.parse().context("--listen")?).await?;
+    let runtime = LocalRuntime::start_all(
+        &ports,
+        listen.parse().context("--listen")?,
+        vigie_evaluator::POLICY_TTL,
+    )
+    .await?;
     println!("vigie-local: ingestion at {}", runtime.url());
     tokio::signal::ctrl_c().await?;
     runtime.stop().await;

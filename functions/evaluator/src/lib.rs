@@ -67,6 +67,7 @@ pub struct Evaluator<P, S, A, I, C> {
     publisher: A,
     intake: I,
     clock: C,
+    policy_ttl: Duration,
     cache: Mutex<HashMap<TenantId, CachedPolicies>>,
 }
 
@@ -88,8 +89,15 @@ where
             publisher,
             intake,
             clock,
+            policy_ttl: POLICY_TTL,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long policies stay cached (default [`POLICY_TTL`]).
+    pub fn with_policy_ttl(mut self, ttl: Duration) -> Self {
+        self.policy_ttl = ttl;
+        self
     }
 
     /// Forgets cached policies (after a policy change in the same process).
@@ -102,7 +110,7 @@ where
     async fn policies_of(&self, tenant: &TenantId) -> Result<Arc<Vec<Policy>>, StoreError> {
         if let Ok(cache) = self.cache.lock()
             && let Some((at, p)) = cache.get(tenant)
-            && at.elapsed() < POLICY_TTL
+            && at.elapsed() < self.policy_ttl
         {
             return Ok(Arc::clone(p));
         }

@@ -47,35 +47,32 @@ pub fn prepare(
     console_base: &str,
     now_s: i64,
 ) -> Notification {
-    let http = |url: &str, body: serde_json::Value, headers| {
+    let http = |url: &str, body: String, headers| {
         Notification::Http(HttpRequest {
             channel_id: channel.id.clone(),
             event_id: event.event_id.clone(),
             url: url.to_owned(),
             headers,
-            body: body.to_string(),
+            body,
         })
     };
     match &channel.kind {
         ChannelKind::Webhook { url, secret } => {
             let body = render::webhook_body(event, console_base).to_string();
             let signature = signature_header(secret.expose(), now_s, body.as_bytes());
-            Notification::Http(HttpRequest {
-                channel_id: channel.id.clone(),
-                event_id: event.event_id.clone(),
-                url: url.clone(),
-                headers: vec![
-                    (SIGNATURE_HEADER, signature),
-                    (EVENT_ID_HEADER, event.event_id.clone()),
-                ],
-                body,
-            })
+            let headers = vec![
+                (SIGNATURE_HEADER, signature),
+                (EVENT_ID_HEADER, event.event_id.clone()),
+            ];
+            http(url, body, headers)
         }
         ChannelKind::Slack { webhook_url } => {
-            http(webhook_url, render::slack(event, console_base), Vec::new())
+            let body = render::slack(event, console_base).to_string();
+            http(webhook_url, body, Vec::new())
         }
         ChannelKind::Teams { webhook_url } => {
-            http(webhook_url, render::teams(event, console_base), Vec::new())
+            let body = render::teams(event, console_base).to_string();
+            http(webhook_url, body, Vec::new())
         }
         ChannelKind::Email { to, from } => Notification::Email(Email {
             channel_id: channel.id.clone(),

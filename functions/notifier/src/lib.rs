@@ -16,7 +16,7 @@
 //! them. The policy is a coarse pre-filter; [`NotificationChannel::accepts`] is the exact
 //! rule, and never lets another tenant's event through.
 //!
-//! [`deliver`] reports [`DeliveryStatus::RetryLater`] (408, 429, 5xx, timeouts, transport
+//! [`deliver()`] reports [`DeliveryStatus::RetryLater`] (408, 429, 5xx, timeouts, transport
 //! errors) or [`DeliveryStatus::Failed`] (any other refusal, never retried); the Lambda maps
 //! the first to an SQS batch item failure. Receivers deduplicate on `x-vigie-event-id`: a
 //! retried or twice-computed transition keeps its event id.

@@ -1,6 +1,6 @@
 //! Alert events rendered for people: one line, the webhook body, Slack, Teams, e-mail.
 //!
-//! Every format is built from the same [`Parts`], so the wording matches everywhere:
+//! Every format is built from the same parts, so the wording matches everywhere:
 //!
 //! ```text
 //! [Sev 2 · WARNING] Disk /var at 91.2 % on srv-files-01 (acme · hq) — above 85 % since 14:05 UTC

@@ -47,7 +47,10 @@ impl AlertPublisher for SnsAlertsTopic {
             .message_attributes(attributes::TENANT, attribute(event.tenant_id.as_str())?)
             .message_attributes(attributes::CLIENT, attribute(event.client_id.as_str())?)
             .message_attributes(attributes::SITE, attribute(event.site_id.as_str())?)
-            .message_attributes(attributes::SEVERITY, attribute(event.severity.as_str())?)
+            .message_attributes(
+                attributes::SEVERITY,
+                attribute(event.routing_severity().as_str())?,
+            )
             .message_attributes(attributes::FAMILY, attribute(event.family.as_str())?)
             .message_attributes(attributes::KIND, attribute(event.kind.as_str())?)
             .message_attributes(attributes::EVENT_ID, attribute(&event.event_id)?)

@@ -168,6 +168,15 @@ pub struct AlertEvent {
     pub opened_ms: i64,
 }
 
+impl AlertEvent {
+    /// The severity notifications are routed on: the higher of the new and the previous one,
+    /// so a channel that asked for critical alerts also hears that one stepped down or ended.
+    pub fn routing_severity(&self) -> Severity {
+        self.previous_severity
+            .map_or(self.severity, |p| p.max(self.severity))
+    }
+}
+
 /// Derives an id from its parts: a prefix and 26 base32 characters of their SHA-256.
 pub fn derived_id(prefix: &str, parts: &[&str]) -> String {
     use sha2::{Digest as _, Sha256};
