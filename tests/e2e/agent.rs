@@ -10,7 +10,7 @@ use crate::stack::{Stack, placement};
 
 /// The agent binary: `VIGIE_AGENT_BIN` (set by `cargo xtask test` to the static release build),
 /// or the workspace's debug build, built on demand.
-fn agent_binary() -> PathBuf {
+pub(crate) fn agent_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("VIGIE_AGENT_BIN") {
         return PathBuf::from(path);
     }
@@ -32,7 +32,7 @@ fn agent_binary() -> PathBuf {
     root.join("target").join("debug").join("vigie-agent")
 }
 
-fn state_dir(test: &str) -> PathBuf {
+pub(crate) fn state_dir(test: &str) -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("vigie-agent-{}", vigie_tests::unique_prefix(test)));
     std::fs::create_dir_all(&dir).expect("state dir");
@@ -55,7 +55,7 @@ fn status(state: &Path) -> serde_json::Value {
 }
 
 /// Stops the agent with SIGTERM (what systemd does) and waits for it.
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -72,7 +72,7 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
-async fn enroll(stack: &Stack, state: &Path) -> DeviceId {
+pub(crate) async fn enroll(stack: &Stack, state: &Path) -> DeviceId {
     let p = placement("msp-field", "bakery", "shop-1");
     stack.seed(&p).await;
     let (_, token) = stack.token(&p, 1).await;

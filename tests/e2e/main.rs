@@ -4,5 +4,6 @@
 mod agent;
 mod evaluate;
 mod ingest;
+mod pipeline;
 mod provision;
 mod stack;

@@ -49,6 +49,27 @@ impl Stack {
         }
     }
 
+    /// The whole pipeline: ingestion and the evaluator polling the intake queue, with
+    /// policies re-read every second so a policy change shows quickly.
+    pub async fn start_pipeline(test: &str) -> Self {
+        let (clients, names, provisioned) = vigie_tests::provisioned(test).await;
+        let ports = AwsPorts::connect(clients, names)
+            .await
+            .expect("connect to provisioned resources");
+        let runtime = LocalRuntime::start_all(
+            &ports,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            std::time::Duration::from_secs(1),
+        )
+        .await
+        .expect("local runtime starts");
+        Self {
+            ports,
+            provisioned,
+            runtime,
+        }
+    }
+
     pub fn url(&self) -> String {
         self.runtime.url()
     }

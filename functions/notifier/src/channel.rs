@@ -122,8 +122,7 @@ impl Default for ChannelFilter {
 /// inside it, and leave it (lowered from, or resolved at, a severity it accepts). A `resolved`
 /// event carries the severity the alert had, so it reaches the channels that heard it open.
 pub fn routing_severity(e: &AlertEvent) -> Severity {
-    e.previous_severity
-        .map_or(e.severity, |p| p.max(e.severity))
+    e.routing_severity()
 }
 
 /// The SNS message attributes the alerts topic carries, as the filter policies expect them.

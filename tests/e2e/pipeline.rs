@@ -1,0 +1,164 @@
+//! The whole pipeline with the real agent: telemetry crosses a tenant's threshold, an alert
+//! opens and its event reaches the notification queue; the policy is relaxed, the alert
+//! resolves and that event arrives too.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vigie_domain::alert::{AlertEvent, AlertEventKind, AlertFamily};
+use vigie_domain::policy::{Metric, Policy, Rule, RuleId, Scope};
+use vigie_domain::rules::{Direction, Level, Threshold};
+
+use crate::agent::{agent_binary, enroll, state_dir, terminate};
+use crate::stack::{Stack, now_ms, placement};
+
+fn root_disk_policy(warning: f64, critical: f64) -> Policy {
+    Policy {
+        scope: Scope::Tenant,
+        rules: vec![Rule {
+            id: RuleId::parse("disk-used").expect("id"),
+            family: AlertFamily::Resources,
+            metric: Metric::FilesystemUsedPct,
+            subject: None,
+            threshold: Threshold {
+                direction: Direction::Above,
+                warning: Some(Level {
+                    threshold: warning,
+                    for_s: 0,
+                }),
+                critical: Some(Level {
+                    threshold: critical,
+                    for_s: 0,
+                }),
+                hysteresis: 0.5,
+                max_gap_s: 600,
+            },
+            enabled: true,
+        }],
+    }
+}
+
+async fn drain_events(stack: &Stack) -> Vec<AlertEvent> {
+    let sqs = &stack.ports.clients().sqs;
+    let out = sqs
+        .receive_message()
+        .queue_url(&stack.provisioned.notify_queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .expect("receive");
+    let mut events = Vec::new();
+    for m in out.messages() {
+        events.push(serde_json::from_str(m.body().expect("body")).expect("alert event"));
+        sqs.delete_message()
+            .queue_url(&stack.provisioned.notify_queue_url)
+            .receipt_handle(m.receipt_handle().expect("handle"))
+            .send()
+            .await
+            .expect("delete");
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_telemetry_opens_then_resolves_an_alert_end_to_end() {
+    let stack = Stack::start_pipeline("pipeline").await;
+    let tenant = placement("msp-field", "bakery", "shop-1").tenant;
+    let state = state_dir("pipeline");
+    let device = enroll(&stack, &state).await;
+    // Any filesystem above 0.01 % used crosses: every real filesystem of this machine.
+    stack
+        .ports
+        .policies()
+        .put(&tenant, &root_disk_policy(0.01, 100.0), now_ms())
+        .await
+        .expect("policy");
+    let mut child = Command::new(agent_binary())
+        .args([
+            "run",
+            "--sample-interval",
+            "1",
+            "--send-interval",
+            "1",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("agent starts");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut opened: Vec<AlertEvent> = Vec::new();
+    while opened.is_empty() {
+        assert!(Instant::now() < deadline, "no alert opened");
+        opened.extend(
+            drain_events(&stack)
+                .await
+                .into_iter()
+                .filter(|e| e.kind == AlertEventKind::Opened),
+        );
+    }
+    let e = &opened[0];
+    assert_eq!(e.device_id, device);
+    assert_eq!(
+        (
+            e.tenant_id.as_str(),
+            e.client_id.as_str(),
+            e.site_id.as_str()
+        ),
+        ("msp-field", "bakery", "shop-1")
+    );
+    assert!(e.value > 0.01 && e.threshold == 0.01);
+
+    // Wait a little for every filesystem's alert, then relax the policy.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    opened.extend(
+        drain_events(&stack)
+            .await
+            .into_iter()
+            .filter(|e| e.kind == AlertEventKind::Opened),
+    );
+    let open_ids: BTreeSet<String> = opened.iter().map(|e| e.alert_id.clone()).collect();
+    assert_eq!(
+        open_ids.len(),
+        opened.len(),
+        "one open per alert: {opened:#?}"
+    );
+    stack
+        .ports
+        .policies()
+        .put(&tenant, &root_disk_policy(99.0, 99.5), now_ms())
+        .await
+        .expect("relax");
+
+    let mut resolved = BTreeSet::new();
+    while resolved != open_ids {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(30),
+            "not all resolved: {resolved:?} of {open_ids:?}"
+        );
+        for e in drain_events(&stack).await {
+            assert_ne!(
+                e.kind,
+                AlertEventKind::Opened,
+                "no reopening after the relaxation"
+            );
+            if e.kind == AlertEventKind::Resolved {
+                assert!(resolved.insert(e.alert_id.clone()), "one resolve per alert");
+            }
+        }
+    }
+    assert!(terminate(&mut child).success());
+    let record = stack
+        .ports
+        .evaluation()
+        .alert(&tenant, &opened[0].alert_id)
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(record["status"], "resolved");
+    let _ = std::fs::remove_dir_all(&state);
+}
