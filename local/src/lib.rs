@@ -2,9 +2,11 @@
 //! AWS). HTTP requests are turned into the exact Function URL event and back, so handlers take
 //! the same path as on AWS.
 //!
-//! Hosted: the ingestion function (HTTP), the evaluator (SQS poller on the intake queue).
+//! Hosted: the ingestion function (HTTP), the evaluator (SQS poller on the intake queue), the
+//! notifier (SQS poller on the notification queue).
 
 pub mod pollers;
+pub mod webhook_sink;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,6 +33,14 @@ use vigie_ingest::Ingest;
 
 /// The ingestion function over the AWS adapters.
 pub type IngestService = Ingest<DynamoDevices, DynamoEnrollment, SqsTelemetryQueue, SystemClock>;
+
+/// The notifier over the AWS adapters.
+pub type NotifierService = vigie_notifier::service::Notifier<
+    vigie_aws::notifications::DynamoChannels,
+    vigie_aws::notifications::DynamoDeliveryLog,
+    vigie_aws::notifications::SqsDeadLetters,
+    SystemClock,
+>;
 
 /// The evaluator over the AWS adapters.
 pub type EvaluatorService = vigie_evaluator::Evaluator<
@@ -84,8 +94,9 @@ impl LocalRuntime {
         })
     }
 
-    /// Starts everything: the ingestion function and the evaluator polling the intake queue.
-    /// `policy_ttl` is how long the evaluator caches a tenant's policies.
+    /// Starts everything: the ingestion function, the evaluator polling the intake queue and
+    /// the notifier polling the notification queue. `policy_ttl` is how long a tenant's
+    /// policies and channels stay cached.
     pub async fn start_all(
         ports: &AwsPorts,
         listen: SocketAddr,
@@ -106,11 +117,33 @@ impl LocalRuntime {
         let queue = pollers::PolledQueue::lookup(&sqs, ports.telemetry_queue().queue_url())
             .await
             .map_err(std::io::Error::other)?;
+        runtime.pollers.push(tokio::spawn(pollers::run(
+            sqs.clone(),
+            queue,
+            move |event| {
+                let evaluator = Arc::clone(&evaluator);
+                async move { evaluator.handle(event).await }
+            },
+        )));
+        let notifier = Arc::new(
+            NotifierService::new(
+                ports.channels(),
+                ports.deliveries(),
+                ports.notify_dead_letters(),
+                SystemClock,
+                "http://localhost:8080",
+                std::time::Duration::from_secs(3),
+            )
+            .with_channel_ttl(policy_ttl),
+        );
+        let queue = pollers::PolledQueue::lookup(&sqs, ports.notify_queue_url())
+            .await
+            .map_err(std::io::Error::other)?;
         runtime
             .pollers
             .push(tokio::spawn(pollers::run(sqs, queue, move |event| {
-                let evaluator = Arc::clone(&evaluator);
-                async move { evaluator.handle(event).await }
+                let notifier = Arc::clone(&notifier);
+                async move { notifier.handle(event).await }
             })));
         Ok(runtime)
     }

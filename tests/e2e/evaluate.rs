@@ -15,7 +15,7 @@ use vigie_evaluator::Evaluator;
 
 use crate::stack::{Stack, now_ms, placement, sample_batch};
 
-type AwsEvaluator = Evaluator<
+pub(crate) type AwsEvaluator = Evaluator<
     vigie_aws::policies::DynamoPolicies,
     vigie_aws::evaluation::DynamoEvaluation,
     vigie_aws::alerts_topic::SnsAlertsTopic,
@@ -23,7 +23,7 @@ type AwsEvaluator = Evaluator<
     vigie_domain::clock::SystemClock,
 >;
 
-fn evaluator(ports: &AwsPorts) -> AwsEvaluator {
+pub(crate) fn evaluator(ports: &AwsPorts) -> AwsEvaluator {
     Evaluator::new(
         ports.policies(),
         ports.evaluation(),
@@ -34,7 +34,7 @@ fn evaluator(ports: &AwsPorts) -> AwsEvaluator {
 }
 
 /// Disk used on any filesystem: warning above `warn` %, critical above 95 %, at once.
-fn disk_policy(warn: f64) -> Policy {
+pub(crate) fn disk_policy(warn: f64) -> Policy {
     Policy {
         scope: Scope::Tenant,
         rules: vec![Rule {
@@ -61,7 +61,7 @@ fn disk_policy(warn: f64) -> Policy {
 }
 
 /// A batch whose root filesystem is at `used_pct`, sampled at `at`.
-fn envelope(device: &DeviceId, seq: u64, at: i64, used_pct: f64) -> BatchEnvelope {
+pub(crate) fn envelope(device: &DeviceId, seq: u64, at: i64, used_pct: f64) -> BatchEnvelope {
     let p = placement("msp-alpha", "acme", "hq");
     let base = sample_batch(at + 1000, 1);
     let mut row: Sample = base.rows().pop().expect("row");

@@ -4,6 +4,7 @@
 mod agent;
 mod evaluate;
 mod ingest;
+mod notify;
 mod pipeline;
 mod provision;
 mod stack;

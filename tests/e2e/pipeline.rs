@@ -1,14 +1,18 @@
 //! The whole pipeline with the real agent: telemetry crosses a tenant's threshold, an alert
-//! opens and its event reaches the notification queue; the policy is relaxed, the alert
-//! resolves and that event arrives too.
+//! opens and a signed webhook says so; the policy is relaxed, the alert resolves and the
+//! webhook says that too.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vigie_domain::alert::{AlertEvent, AlertEventKind, AlertFamily};
+use vigie_domain::notification::{
+    ChannelFilter, ChannelId, ChannelKind, NotificationChannel, WebhookSecret,
+};
 use vigie_domain::policy::{Metric, Policy, Rule, RuleId, Scope};
 use vigie_domain::rules::{Direction, Level, Threshold};
+use vigie_local::webhook_sink::WebhookSink;
 
 use crate::agent::{agent_binary, enroll, state_dir, terminate};
 use crate::stack::{Stack, now_ms, placement};
@@ -39,33 +43,39 @@ fn root_disk_policy(warning: f64, critical: f64) -> Policy {
     }
 }
 
-async fn drain_events(stack: &Stack) -> Vec<AlertEvent> {
-    let sqs = &stack.ports.clients().sqs;
-    let out = sqs
-        .receive_message()
-        .queue_url(&stack.provisioned.notify_queue_url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .expect("receive");
-    let mut events = Vec::new();
-    for m in out.messages() {
-        events.push(serde_json::from_str(m.body().expect("body")).expect("alert event"));
-        sqs.delete_message()
-            .queue_url(&stack.provisioned.notify_queue_url)
-            .receipt_handle(m.receipt_handle().expect("handle"))
-            .send()
-            .await
-            .expect("delete");
-    }
-    events
+/// Alert events delivered to the webhook since `seen` (checking each signature).
+fn delivered(sink: &WebhookSink, seen: &mut usize) -> Vec<AlertEvent> {
+    let all = sink.received();
+    let new = all[*seen..].to_vec();
+    *seen = all.len();
+    new.into_iter()
+        .map(|r| {
+            assert!(r.signature_valid, "every webhook is signed");
+            let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+            serde_json::from_value(body["event"].clone()).expect("alert event")
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agents_telemetry_opens_then_resolves_an_alert_end_to_end() {
     let stack = Stack::start_pipeline("pipeline").await;
     let tenant = placement("msp-field", "bakery", "shop-1").tenant;
+    let sink = WebhookSink::start("whsec_pipeline_secret_0123", 200)
+        .await
+        .expect("sink");
+    let channel = NotificationChannel {
+        id: ChannelId::parse("ticketing").expect("id"),
+        tenant_id: tenant.clone(),
+        name: "Ticketing".into(),
+        kind: ChannelKind::Webhook {
+            url: sink.url(),
+            secret: WebhookSecret::new("whsec_pipeline_secret_0123"),
+        },
+        filter: ChannelFilter::default(),
+    };
+    stack.ports.channels().put(&channel).await.expect("channel");
+    let mut seen = 0;
     let state = state_dir("pipeline");
     let device = enroll(&stack, &state).await;
     // Any filesystem above 0.01 % used crosses: every real filesystem of this machine.
@@ -95,11 +105,11 @@ async fn the_agents_telemetry_opens_then_resolves_an_alert_end_to_end() {
     while opened.is_empty() {
         assert!(Instant::now() < deadline, "no alert opened");
         opened.extend(
-            drain_events(&stack)
-                .await
+            delivered(&sink, &mut seen)
                 .into_iter()
                 .filter(|e| e.kind == AlertEventKind::Opened),
         );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let e = &opened[0];
     assert_eq!(e.device_id, device);
@@ -116,8 +126,7 @@ async fn the_agents_telemetry_opens_then_resolves_an_alert_end_to_end() {
     // Wait a little for every filesystem's alert, then relax the policy.
     tokio::time::sleep(Duration::from_secs(2)).await;
     opened.extend(
-        drain_events(&stack)
-            .await
+        delivered(&sink, &mut seen)
             .into_iter()
             .filter(|e| e.kind == AlertEventKind::Opened),
     );
@@ -140,7 +149,8 @@ async fn the_agents_telemetry_opens_then_resolves_an_alert_end_to_end() {
             Instant::now() < deadline + Duration::from_secs(30),
             "not all resolved: {resolved:?} of {open_ids:?}"
         );
-        for e in drain_events(&stack).await {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for e in delivered(&sink, &mut seen) {
             assert_ne!(
                 e.kind,
                 AlertEventKind::Opened,

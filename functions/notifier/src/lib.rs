@@ -41,9 +41,11 @@
 //! `x-vigie-event-id`; receivers check it with [`sign::verify`]. Fields may be added to
 //! version 1; none is removed or changes meaning without a new version.
 
-pub mod channel;
+/// Channels live in the domain (storage and the API need them too).
+pub use vigie_domain::notification as channel;
 pub mod deliver;
 pub mod render;
+pub mod service;
 pub mod sign;
 
 pub use channel::{
@@ -57,45 +59,7 @@ pub use sign::{SignatureError, verify};
 
 #[cfg(test)]
 pub(crate) mod testing {
-    use vigie_domain::alert::{AlertEvent, AlertEventKind, AlertFamily, Severity};
-    use vigie_domain::ids::{ClientId, DeviceId, SiteId, TenantId};
+    pub use vigie_domain::fixtures::event;
 
     pub const CONSOLE: &str = "https://console.vigie.example";
-
-    /// 2025-03-02 14:05 UTC.
-    const OPENED_MS: i64 = 1_740_924_300_000;
-    const MINUTE_MS: i64 = 60_000;
-
-    /// A disk alert on `/var` of srv-files-01: opened at warning, raised to critical 35 min
-    /// later, lowered back at 57 min, resolved after 1 h 20 min.
-    pub fn event(kind: AlertEventKind) -> AlertEvent {
-        use Severity::{Critical, Warning};
-        let (severity, previous_severity, value, threshold, after_min) = match kind {
-            AlertEventKind::Opened => (Warning, None, 91.2, 85.0, 0),
-            AlertEventKind::SeverityRaised => (Critical, Some(Warning), 96.4, 95.0, 35),
-            AlertEventKind::SeverityLowered => (Warning, Some(Critical), 90.1, 85.0, 57),
-            AlertEventKind::Resolved => (Warning, None, 62.0, 85.0, 80),
-        };
-        let id = |s: &str| s.to_owned();
-        AlertEvent {
-            event_id: vigie_domain::alert::derived_id("evt", &["al-1", kind.as_str()]),
-            kind,
-            alert_id: id("al-disk-var-srv-files-01"),
-            tenant_id: TenantId::parse("acme-msp").expect("id"),
-            client_id: ClientId::parse("acme").expect("id"),
-            site_id: SiteId::parse("hq").expect("id"),
-            device_id: DeviceId::parse("dev-7kq2m4x9p3t8w6z5b1c0d2e4f6").expect("id"),
-            device_name: id("srv-files-01"),
-            rule_id: id("disk-used"),
-            family: AlertFamily::Resources,
-            subject: id("/var"),
-            metric: id("filesystem_used_pct"),
-            severity,
-            previous_severity,
-            value,
-            threshold,
-            at_ms: OPENED_MS + after_min * MINUTE_MS,
-            opened_ms: OPENED_MS,
-        }
-    }
 }

@@ -9,6 +9,7 @@ use crate::directory::DynamoDirectory;
 use crate::enrollment::DynamoEnrollment;
 use crate::evaluation::DynamoEvaluation;
 use crate::item::unavailable;
+use crate::notifications::{DynamoChannels, DynamoDeliveryLog, SqsDeadLetters};
 use crate::policies::DynamoPolicies;
 use crate::resources::ResourceNames;
 use crate::telemetry_queue::SqsTelemetryQueue;
@@ -23,6 +24,8 @@ pub struct AwsPorts {
     names: ResourceNames,
     telemetry_queue_url: String,
     telemetry_dlq_url: String,
+    notify_queue_url: String,
+    notify_dlq_url: String,
     alerts_topic_arn: String,
 }
 
@@ -52,6 +55,8 @@ impl AwsPorts {
         };
         let telemetry_queue_url = url(names.telemetry_queue()).await?;
         let telemetry_dlq_url = url(names.telemetry_dlq()).await?;
+        let notify_queue_url = url(names.notify_queue()).await?;
+        let notify_dlq_url = url(names.notify_dlq()).await?;
         let alerts_topic_arn = match std::env::var("VIGIE_ALERTS_TOPIC_ARN") {
             Ok(arn) if !arn.is_empty() => arn,
             // CreateTopic is idempotent and answers the ARN of an existing topic.
@@ -70,6 +75,8 @@ impl AwsPorts {
             names,
             telemetry_queue_url,
             telemetry_dlq_url,
+            notify_queue_url,
+            notify_dlq_url,
             alerts_topic_arn,
         })
     }
@@ -132,6 +139,31 @@ impl AwsPorts {
             sns: self.clients.sns.clone(),
             topic_arn: self.alerts_topic_arn.clone(),
         }
+    }
+
+    pub fn channels(&self) -> DynamoChannels {
+        DynamoChannels {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
+    pub fn deliveries(&self) -> DynamoDeliveryLog {
+        DynamoDeliveryLog {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
+    pub fn notify_dead_letters(&self) -> SqsDeadLetters {
+        SqsDeadLetters {
+            sqs: self.clients.sqs.clone(),
+            url: self.notify_dlq_url.clone(),
+        }
+    }
+
+    pub fn notify_queue_url(&self) -> &str {
+        &self.notify_queue_url
     }
 
     pub fn telemetry_dlq_url(&self) -> &str {

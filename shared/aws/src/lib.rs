@@ -9,6 +9,7 @@ pub mod directory;
 pub mod enrollment;
 pub mod evaluation;
 pub mod item;
+pub mod notifications;
 pub mod policies;
 pub mod provision;
 pub mod resources;

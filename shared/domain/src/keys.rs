@@ -140,6 +140,25 @@ impl<'a> TenantKeys<'a> {
         (self.pk(), format!("POLICY{SEP}"))
     }
 
+    /// A notification channel of the tenant.
+    pub fn channel(&self, channel: &str) -> TableKey {
+        key(self.pk(), format!("CHANNEL{SEP}{channel}"))
+    }
+
+    /// Prefix of every channel of the tenant.
+    pub fn channels_prefix(&self) -> (String, String) {
+        (self.pk(), format!("CHANNEL{SEP}"))
+    }
+
+    /// The delivery record of one alert event to one channel. All deliveries of an event share
+    /// a partition.
+    pub fn delivery(&self, event_id: &str, channel: &str) -> TableKey {
+        key(
+            format!("{}{SEP}DELIVERY{SEP}{event_id}", self.pk()),
+            format!("CHANNEL{SEP}{channel}"),
+        )
+    }
+
     /// Object key of a batch parked in the spill bucket.
     pub fn spilled_batch(&self, device: &DeviceId, seq: u64) -> String {
         format!("{}spill/{device}/{seq:020}.json", self.object_prefix())

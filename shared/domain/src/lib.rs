@@ -9,9 +9,12 @@ pub mod device;
 pub mod directory;
 pub mod enrollment;
 pub mod envelope;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod ids;
 pub mod intake;
 pub mod keys;
+pub mod notification;
 pub mod policy;
 pub mod ports;
 pub mod protocol;

@@ -183,3 +183,62 @@ pub trait IntakeSource: Send + Sync {
         reason: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// The tenant's notification channels.
+pub trait ChannelStore: Send + Sync {
+    fn channels(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<crate::notification::NotificationChannel>, StoreError>> + Send;
+}
+
+/// What a claim on a delivery found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours to attempt; this is attempt number `attempt`.
+    Claimed { attempt: u32 },
+    /// Already delivered (or refused for good): nothing to do.
+    Done,
+    /// Another notifier holds a fresh claim on it.
+    Busy,
+}
+
+/// How a delivery attempt ended, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// `delivered`, `retrying` or `failed`.
+    pub status: &'static str,
+    pub response_code: Option<u16>,
+    pub detail: String,
+}
+
+/// One record per (alert event, channel): claims make a delivery happen once even when the
+/// same event is handled twice at the same time.
+pub trait DeliveryLog: Send + Sync {
+    fn claim(
+        &self,
+        tenant: &TenantId,
+        event_id: &str,
+        channel: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    fn record(
+        &self,
+        tenant: &TenantId,
+        event_id: &str,
+        channel: &str,
+        record: &DeliveryRecord,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where messages that can never be processed go, with the reason.
+pub trait DeadLetters: Send + Sync {
+    fn dead_letter(
+        &self,
+        body: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

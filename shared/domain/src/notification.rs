@@ -2,10 +2,10 @@
 
 use std::fmt;
 
+use crate::alert::{AlertEvent, AlertFamily, Severity};
+use crate::ids::{ClientId, IdError, SiteId, TenantId, base32, random_bytes};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
-use vigie_domain::alert::{AlertEvent, AlertFamily, Severity};
-use vigie_domain::ids::{ClientId, IdError, SiteId, TenantId, base32, random_bytes};
 
 /// A channel's id. Same alphabet as the domain's ids: it becomes part of storage keys.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -301,8 +301,8 @@ fn check_address(address: &str) -> Result<(), ChannelInvalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::event;
-    use vigie_domain::alert::AlertEventKind;
+    use crate::alert::AlertEventKind;
+    use crate::fixtures::event;
 
     fn channel(filter: ChannelFilter) -> NotificationChannel {
         NotificationChannel {

@@ -1,0 +1,214 @@
+//! Notification channels, the delivery log and the notification dead-letter queue.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use vigie_domain::ids::TenantId;
+use vigie_domain::keys::TenantKeys;
+use vigie_domain::notification::NotificationChannel;
+use vigie_domain::ports::{
+    ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, StoreError,
+};
+
+use crate::item::{ItemBuilder, ItemExt, key_of, unavailable};
+
+#[derive(Debug, Clone)]
+pub struct DynamoChannels {
+    pub(crate) client: aws_sdk_dynamodb::Client,
+    pub(crate) table: String,
+}
+
+impl DynamoChannels {
+    /// Stores (replaces) a channel. The caller validates it first.
+    pub async fn put(&self, channel: &NotificationChannel) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_string(channel).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let item =
+            ItemBuilder::keyed(&TenantKeys::new(&channel.tenant_id).channel(channel.id.as_str()))
+                .s("kind", "channel")
+                .s("tenant_id", channel.tenant_id.as_str())
+                .s("channel", json)
+                .build();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl ChannelStore for DynamoChannels {
+    async fn channels(&self, tenant: &TenantId) -> Result<Vec<NotificationChannel>, StoreError> {
+        let (pk, prefix) = TenantKeys::new(tenant).channels_prefix();
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.items()
+            .iter()
+            .map(|item| {
+                serde_json::from_str(item.string("channel")?)
+                    .map_err(|e| StoreError::Corrupt(format!("channel: {e}")))
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoDeliveryLog {
+    pub(crate) client: aws_sdk_dynamodb::Client,
+    pub(crate) table: String,
+}
+
+impl DynamoDeliveryLog {
+    /// A delivery record as JSON-ish fields (for tests and, later, the API).
+    pub async fn get(
+        &self,
+        tenant: &TenantId,
+        event_id: &str,
+        channel: &str,
+    ) -> Result<Option<(String, u32, Option<u16>)>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(
+                &TenantKeys::new(tenant).delivery(event_id, channel),
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item
+            .map(|item| {
+                let code = if item.contains_key("response_code") {
+                    Some(item.number("response_code")?)
+                } else {
+                    None
+                };
+                Ok((
+                    item.string("status")?.to_owned(),
+                    item.number("attempts")?,
+                    code,
+                ))
+            })
+            .transpose()
+    }
+}
+
+impl DeliveryLog for DynamoDeliveryLog {
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        event_id: &str,
+        channel: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        let key = TenantKeys::new(tenant).delivery(event_id, channel);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&key)))
+            .update_expression("SET #status = :sending, claimed_until = :until, attempts = if_not_exists(attempts, :zero) + :one, updated_ms = :now")
+            .condition_expression("attribute_not_exists(pk) OR (#status <> :delivered AND #status <> :failed AND claimed_until < :now)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":sending", AttributeValue::S("sending".into()))
+            .expression_attribute_values(":delivered", AttributeValue::S("delivered".into()))
+            .expression_attribute_values(":failed", AttributeValue::S("failed".into()))
+            .expression_attribute_values(":until", AttributeValue::N((now_ms + lease_ms).to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let attempt = out
+                    .attributes
+                    .as_ref()
+                    .map(|a| a.number("attempts"))
+                    .transpose()?
+                    .unwrap_or(1);
+                Ok(Claim::Claimed { attempt })
+            }
+            Err(e) if crate::devices::is_conditional_failure(&e) => {
+                match self.get(tenant, event_id, channel).await? {
+                    Some((status, _, _)) if status == "delivered" || status == "failed" => {
+                        Ok(Claim::Done)
+                    }
+                    _ => Ok(Claim::Busy),
+                }
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        event_id: &str,
+        channel: &str,
+        record: &DeliveryRecord,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let key = TenantKeys::new(tenant).delivery(event_id, channel);
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&key)))
+            .update_expression(if record.response_code.is_some() {
+                "SET #status = :status, claimed_until = :zero, detail = :detail, updated_ms = :now, response_code = :code"
+            } else {
+                "SET #status = :status, claimed_until = :zero, detail = :detail, updated_ms = :now"
+            })
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", AttributeValue::S(record.status.into()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":detail", AttributeValue::S(record.detail.chars().take(500).collect()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()));
+        if let Some(code) = record.response_code {
+            update =
+                update.expression_attribute_values(":code", AttributeValue::N(code.to_string()));
+        }
+        update.send().await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// A standard dead-letter queue that takes poison messages with their reason.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetters {
+    pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) url: String,
+}
+
+impl DeadLetters for SqsDeadLetters {
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), StoreError> {
+        let reason = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(reason.chars().take(1000).collect::<String>())
+            .build()
+            .map_err(unavailable)?;
+        self.sqs
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_attributes("failure_reason", reason)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

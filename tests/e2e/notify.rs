@@ -1,0 +1,157 @@
+//! Alert events to delivered notifications: signed webhooks, channel filters, a dead receiver
+//! that does not hold the others back, and duplicates that do not notify twice.
+
+use std::time::{Duration, Instant};
+
+use vigie_domain::alert::{AlertEventKind, Severity};
+use vigie_domain::ids::DeviceId;
+use vigie_domain::notification::{
+    ChannelFilter, ChannelId, ChannelKind, NotificationChannel, WebhookSecret,
+};
+use vigie_domain::ports::AlertPublisher;
+use vigie_local::webhook_sink::WebhookSink;
+
+use crate::evaluate::{disk_policy, envelope, evaluator};
+use crate::stack::{Stack, now_ms, placement};
+
+const SECRET: &str = "whsec_test_secret_0123456789";
+
+fn webhook(id: &str, url: String, min_severity: Severity) -> NotificationChannel {
+    NotificationChannel {
+        id: ChannelId::parse(id).expect("id"),
+        tenant_id: placement("msp-alpha", "acme", "hq").tenant,
+        name: format!("channel {id}"),
+        kind: ChannelKind::Webhook {
+            url,
+            secret: WebhookSecret::new(SECRET),
+        },
+        filter: ChannelFilter {
+            min_severity,
+            ..ChannelFilter::default()
+        },
+    }
+}
+
+async fn wait_for(
+    sink: &WebhookSink,
+    n: usize,
+    secs: u64,
+) -> Vec<vigie_local::webhook_sink::Received> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = sink.received();
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transitions_reach_the_channels_that_asked_signed_and_once() {
+    let stack = Stack::start_pipeline("notify").await;
+    let tenant = placement("msp-alpha", "acme", "hq").tenant;
+    let good = WebhookSink::start(SECRET, 200).await.expect("sink");
+    let down = WebhookSink::start(SECRET, 503).await.expect("sink");
+    let critical_only = WebhookSink::start(SECRET, 200).await.expect("sink");
+    let channels = stack.ports.channels();
+    for c in [
+        webhook("ticketing", good.url(), Severity::Info),
+        webhook("broken", down.url(), Severity::Info),
+        webhook("pager", critical_only.url(), Severity::Critical),
+    ] {
+        c.validate().expect("valid channel");
+        channels.put(&c).await.expect("channel");
+    }
+    stack
+        .ports
+        .policies()
+        .put(&tenant, &disk_policy(85.0), now_ms())
+        .await
+        .expect("policy");
+    let ev = evaluator(&stack.ports);
+    let device = DeviceId::generate();
+    let t0 = now_ms() - 10 * 60_000;
+
+    let opened = ev
+        .evaluate(&envelope(&device, 1, t0, 90.0))
+        .await
+        .expect("evaluates")
+        .events;
+    let got = wait_for(&good, 1, 20).await;
+    assert_eq!(got.len(), 1, "the ticketing webhook got the opening");
+    assert!(got[0].signature_valid, "signed with the channel's secret");
+    assert_eq!(
+        got[0].headers.get("x-vigie-event-id"),
+        Some(&opened[0].event_id)
+    );
+    let body: serde_json::Value = serde_json::from_slice(&got[0].body).expect("json");
+    assert_eq!(body["version"], 1);
+    assert_eq!(body["event"]["kind"], "opened");
+    assert!(
+        body["text"].as_str().is_some_and(|t| t.contains("WARNING")),
+        "{body}"
+    );
+
+    // The dead receiver was tried, is recorded as retrying, and did not hold the others back.
+    let tried = wait_for(&down, 1, 10).await;
+    assert!(!tried.is_empty());
+    let record = stack
+        .ports
+        .deliveries()
+        .get(&tenant, &opened[0].event_id, "broken")
+        .await
+        .expect("read");
+    let (status, attempts, code) = record.expect("a delivery record");
+    assert_eq!((status.as_str(), code), ("retrying", Some(503)));
+    assert!(attempts >= 1);
+
+    // The same event delivered again by SNS: nobody is notified twice.
+    stack
+        .ports
+        .alerts_topic()
+        .publish(&opened[0])
+        .await
+        .expect("republish");
+    // Recovery.
+    let resolved = ev
+        .evaluate(&envelope(&device, 2, t0 + 60_000, 40.0))
+        .await
+        .expect("evaluates")
+        .events;
+    assert_eq!(resolved[0].kind, AlertEventKind::Resolved);
+    let got = wait_for(&good, 2, 20).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got_after = good.received();
+    assert_eq!(
+        got_after.len(),
+        2,
+        "opened once, resolved once: {:?}",
+        got.iter()
+            .map(|r| r.headers.get("x-vigie-event-id"))
+            .collect::<Vec<_>>()
+    );
+    assert!(got_after.iter().all(|r| r.signature_valid));
+    let kinds: Vec<String> = got_after
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body).expect("json")["event"]["kind"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, vec!["opened", "resolved"]);
+    // The critical-only channel heard nothing of a warning.
+    assert!(critical_only.received().is_empty());
+    let delivered = stack
+        .ports
+        .deliveries()
+        .get(&tenant, &resolved[0].event_id, "ticketing")
+        .await
+        .expect("read");
+    assert_eq!(
+        delivered.map(|(s, a, c)| (s, a, c)),
+        Some(("delivered".to_owned(), 1, Some(200)))
+    );
+}
