@@ -151,7 +151,7 @@ async fn transitions_reach_the_channels_that_asked_signed_and_once() {
         .await
         .expect("read");
     assert_eq!(
-        delivered.map(|(s, a, c)| (s, a, c)),
+        delivered,
         Some(("delivered".to_owned(), 1, Some(200)))
     );
 }
