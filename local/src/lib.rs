@@ -61,6 +61,7 @@ pub struct LocalRuntime {
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
     pollers: Vec<tokio::task::JoinHandle<()>>,
+    batches: tokio::sync::broadcast::Sender<vigie_domain::envelope::BatchEnvelope>,
 }
 
 impl std::fmt::Debug for LocalRuntime {
@@ -91,6 +92,7 @@ impl LocalRuntime {
             shutdown: Some(tx),
             server,
             pollers: Vec::new(),
+            batches: tokio::sync::broadcast::channel(256).0,
         })
     }
 
@@ -117,11 +119,22 @@ impl LocalRuntime {
         let queue = pollers::PolledQueue::lookup(&sqs, ports.telemetry_queue().queue_url())
             .await
             .map_err(std::io::Error::other)?;
+        let watchers = runtime.batches.clone();
         runtime.pollers.push(tokio::spawn(pollers::run(
             sqs.clone(),
             queue,
             move |event| {
                 let evaluator = Arc::clone(&evaluator);
+                // Whoever watches (the demo) sees each inline batch handed to the evaluator.
+                if watchers.receiver_count() > 0 {
+                    for r in &event.records {
+                        if let Ok(vigie_domain::envelope::IntakeMessage::Batch(e)) =
+                            serde_json::from_str(&r.body)
+                        {
+                            let _ = watchers.send(*e);
+                        }
+                    }
+                }
                 async move { evaluator.handle(event).await }
             },
         )));
@@ -146,6 +159,13 @@ impl LocalRuntime {
                 async move { notifier.handle(event).await }
             })));
         Ok(runtime)
+    }
+
+    /// Batches as the evaluator receives them (only with [`LocalRuntime::start_all`]).
+    pub fn watch_batches(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<vigie_domain::envelope::BatchEnvelope> {
+        self.batches.subscribe()
     }
 
     pub fn addr(&self) -> SocketAddr {

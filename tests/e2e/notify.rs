@@ -150,8 +150,5 @@ async fn transitions_reach_the_channels_that_asked_signed_and_once() {
         .get(&tenant, &resolved[0].event_id, "ticketing")
         .await
         .expect("read");
-    assert_eq!(
-        delivered,
-        Some(("delivered".to_owned(), 1, Some(200)))
-    );
+    assert_eq!(delivered, Some(("delivered".to_owned(), 1, Some(200))));
 }

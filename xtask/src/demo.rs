@@ -1,8 +1,10 @@
 //! `cargo xtask demo [--once]`: the product's main job on this machine.
 //!
 //! Brings up the emulator, provisions every resource, creates a demo tenant, client company and
-//! site with an enrolment token, enrols the real agent running on this machine, and shows the
-//! batches it sends arriving on the intake queue. `--once` stops after a few batches.
+//! site with an enrolment token, enrols the real agent running on this machine, and runs the
+//! round trip: a policy this machine crosses opens an alert, a local webhook receiver gets the
+//! signed notification, the policy is relaxed, the alert resolves and the recovery is
+//! delivered. Batches are shown as they are evaluated. `--once` exits after the round trip.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -14,18 +16,22 @@ use vigie_aws::adapters::AwsPorts;
 use vigie_aws::config::{AwsClients, sdk_config_for_endpoint};
 use vigie_aws::provision::provision;
 use vigie_aws::resources::ResourceNames;
+use vigie_domain::alert::AlertFamily;
 use vigie_domain::clock::{Clock, SystemClock};
 use vigie_domain::directory::{ClientCompany, Site, Tenant};
 use vigie_domain::enrollment::{EnrollmentToken, Placement};
 use vigie_domain::envelope::BatchEnvelope;
 use vigie_domain::ids::{ClientId, SiteId, TenantId};
+use vigie_domain::notification::{
+    ChannelFilter, ChannelId, ChannelKind, NotificationChannel, WebhookSecret,
+};
+use vigie_domain::policy::{Metric, Policy, Rule, RuleId, Scope};
+use vigie_domain::rules::{Direction, Level, Threshold};
 use vigie_emulator::Emulator;
 use vigie_local::LocalRuntime;
+use vigie_local::webhook_sink::WebhookSink;
 
 use crate::util::root;
-
-/// Batches to see before `--once` stops.
-const BATCHES_FOR_ONCE: usize = 3;
 
 struct Options {
     once: bool,
@@ -168,9 +174,14 @@ pub async fn setup(endpoint: &str, prefix: &str) -> anyhow::Result<DemoStack> {
         token.id
     ));
 
-    let server = LocalRuntime::start(&ports, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let server = LocalRuntime::start_all(
+        &ports,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        Duration::from_secs(2),
+    )
+    .await?;
     say(&format!(
-        "local runtime serving the ingestion function at {}",
+        "local runtime: ingestion at {}, evaluator and notifier polling their queues",
         server.url()
     ));
 
@@ -236,7 +247,7 @@ async fn demo(options: &Options, endpoint: &str, agent: &std::path::Path) -> any
         options.send_interval
     ));
 
-    let outcome = watch(&ports, options, &mut child).await;
+    let outcome = watch(&ports, &server, options, &mut child).await;
     stop_agent(&mut child);
     let status = Command::new(agent)
         .args(["status", "--state-dir"])
@@ -251,49 +262,176 @@ async fn demo(options: &Options, endpoint: &str, agent: &std::path::Path) -> any
     outcome
 }
 
-/// Reads the intake queue and prints what arrives.
-async fn watch(ports: &AwsPorts, options: &Options, child: &mut Child) -> anyhow::Result<()> {
-    let queue = ports.telemetry_queue();
+/// The round trip: a policy this machine crosses, the signed webhook of the opening, the
+/// policy relaxed, the webhook of the resolution; batches are shown as they are evaluated.
+async fn watch(
+    ports: &AwsPorts,
+    server: &LocalRuntime,
+    options: &Options,
+    child: &mut Child,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut timeline: Vec<(f64, String)> = Vec::new();
+    let mut mark = |what: String| {
+        say(&what);
+        timeline.push((started.elapsed().as_secs_f64(), what));
+    };
+    let tenant = TenantId::parse("demo-msp")?;
+    let (mount, used) = root_filesystem();
+    let secret = WebhookSecret::generate();
+    let sink = WebhookSink::start(std::str::from_utf8(secret.expose())?, 200).await?;
+    let channel = NotificationChannel {
+        id: ChannelId::parse("demo-webhook")?,
+        tenant_id: tenant.clone(),
+        name: "Demo ticketing webhook".into(),
+        kind: ChannelKind::Webhook {
+            url: sink.url(),
+            secret,
+        },
+        filter: ChannelFilter::default(),
+    };
+    channel.validate()?;
+    ports.channels().put(&channel).await?;
+    mark(format!(
+        "webhook receiver listening at {} (channel demo-webhook, HMAC-signed)",
+        sink.url()
+    ));
+    let warn_at = (used - 1.0).max(0.01);
+    ports
+        .policies()
+        .put(&tenant, &disk_policy(&mount, warn_at)?, now())
+        .await?;
+    mark(format!(
+        "policy applied to demo-msp: disk {mount} warning above {warn_at:.2} % (this machine is at {used:.2} %)"
+    ));
+
+    let mut batches_rx = server.watch_batches();
     let mut batches = 0usize;
     let mut samples = 0usize;
     let mut metrics = BTreeSet::new();
-    let mut devices = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(u64::from(options.send_interval) * 10 + 60);
+    let mut seen = 0usize;
+    let mut phase = Phase::WaitOpen;
+    let deadline = Instant::now() + Duration::from_secs(u64::from(options.send_interval) * 10 + 90);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
         if let Some(status) = child.try_wait()? {
             bail!("the agent exited unexpectedly ({status})");
         }
-        if options.once && Instant::now() > deadline {
-            bail!("only {batches} batches arrived in time");
+        if options.once && phase != Phase::Done && Instant::now() > deadline {
+            bail!("the round trip did not finish in time (at {phase:?}, {batches} batches)");
         }
-        let received = tokio::select! {
-            r = queue.receive(10, 2) => r?,
+        tokio::select! {
+            b = batches_rx.recv() => {
+                if let Ok(e) = b {
+                    print_batch(&e);
+                    batches += 1;
+                    samples += e.batch.len();
+                    metrics.extend(e.batch.summary().metrics);
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             _ = &mut ctrl_c => {
                 say("Ctrl-C: stopping");
                 break;
             }
-        };
-        for m in received {
-            print_batch(&m.envelope);
-            batches += 1;
-            samples += m.envelope.batch.len();
-            metrics.extend(m.envelope.batch.summary().metrics);
-            devices.insert(m.envelope.device_id.to_string());
-            queue.delete(&m.receipt_handle).await?;
         }
-        if options.once && batches >= BATCHES_FOR_ONCE {
+        let received = sink.received();
+        for r in &received[seen..] {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            let kind = body["event"]["kind"].as_str().unwrap_or("?").to_owned();
+            let check = if r.signature_valid {
+                "signature verified"
+            } else {
+                "BAD SIGNATURE"
+            };
+            mark(format!(
+                "webhook received ({check}): {}",
+                body["text"].as_str().unwrap_or("?")
+            ));
+            if !r.signature_valid {
+                bail!("a webhook arrived with a signature that does not verify");
+            }
+            match (phase, kind.as_str()) {
+                (Phase::WaitOpen, "opened") => {
+                    ports
+                        .policies()
+                        .put(&tenant, &disk_policy(&mount, 100.0)?, now())
+                        .await?;
+                    mark(format!(
+                        "policy relaxed: disk {mount} warning above 100 % (nothing can cross it)"
+                    ));
+                    phase = Phase::WaitResolve;
+                }
+                (Phase::WaitResolve, "resolved") => {
+                    mark("the alert resolved and the recovery was delivered".into());
+                    phase = Phase::Done;
+                }
+                _ => {}
+            }
+        }
+        seen = received.len();
+        if options.once && phase == Phase::Done {
             break;
         }
     }
+    say("timeline:");
+    for (t, what) in &timeline {
+        say(&format!("  +{t:6.1} s  {what}"));
+    }
     say(&format!(
-        "summary: {} device(s) [{}], {batches} batches, {samples} samples, metrics seen: {}",
-        devices.len(),
-        devices.iter().cloned().collect::<Vec<_>>().join(", "),
+        "summary: {batches} batches ({samples} samples) evaluated, {} webhooks delivered, metrics seen: {}",
+        seen,
         metrics.iter().cloned().collect::<Vec<_>>().join(", ")
     ));
     Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    WaitOpen,
+    WaitResolve,
+    Done,
+}
+
+fn now() -> i64 {
+    SystemClock.now_ms()
+}
+
+/// The root filesystem as the agent sees it (or the first one it reports), and its use in %.
+fn root_filesystem() -> (String, f64) {
+    let mut collector = vigie_agent::collect::Collector::new();
+    let sample = collector.sample(now());
+    sample
+        .filesystems
+        .iter()
+        .find(|f| f.mount == "/")
+        .or_else(|| sample.filesystems.first())
+        .map_or(("/".to_owned(), 50.0), |f| (f.mount.clone(), f.used_pct))
+}
+
+/// A tenant-wide policy: disk `mount` warning above `warn` %, at once.
+fn disk_policy(mount: &str, warn: f64) -> anyhow::Result<Policy> {
+    Ok(Policy {
+        scope: Scope::Tenant,
+        rules: vec![Rule {
+            id: RuleId::parse("demo-disk")?,
+            family: AlertFamily::Resources,
+            metric: Metric::FilesystemUsedPct,
+            subject: Some(mount.to_owned()),
+            threshold: Threshold {
+                direction: Direction::Above,
+                warning: Some(Level {
+                    threshold: warn,
+                    for_s: 0,
+                }),
+                critical: None,
+                hysteresis: 0.5,
+                max_gap_s: 600,
+            },
+            enabled: true,
+        }],
+    })
 }
 
 fn print_batch(e: &BatchEnvelope) {
