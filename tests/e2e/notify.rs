@@ -54,7 +54,33 @@ async fn transitions_reach_the_channels_that_asked_signed_and_once() {
     let good = WebhookSink::start(SECRET, 200).await.expect("sink");
     let down = WebhookSink::start(SECRET, 503).await.expect("sink");
     let critical_only = WebhookSink::start(SECRET, 200).await.expect("sink");
+    let slack = WebhookSink::start(SECRET, 200).await.expect("sink");
+    let teams = WebhookSink::start(SECRET, 200).await.expect("sink");
+    let chat = |id: &str, kind: ChannelKind| NotificationChannel {
+        id: ChannelId::parse(id).expect("id"),
+        tenant_id: tenant.clone(),
+        name: id.to_owned(),
+        kind,
+        filter: ChannelFilter::default(),
+    };
     let channels = stack.ports.channels();
+    for c in [
+        chat(
+            "slack-noc",
+            ChannelKind::Slack {
+                webhook_url: slack.url(),
+            },
+        ),
+        chat(
+            "teams-noc",
+            ChannelKind::Teams {
+                webhook_url: teams.url(),
+            },
+        ),
+    ] {
+        c.validate().expect("valid channel");
+        channels.put(&c).await.expect("channel");
+    }
     for c in [
         webhook("ticketing", good.url(), Severity::Info),
         webhook("broken", down.url(), Severity::Info),
@@ -142,6 +168,23 @@ async fn transitions_reach_the_channels_that_asked_signed_and_once() {
         })
         .collect();
     assert_eq!(kinds, vec!["opened", "resolved"]);
+    // Slack and Teams channels got their own formats.
+    let slack_got = wait_for(&slack, 2, 10).await;
+    let teams_got = wait_for(&teams, 2, 10).await;
+    assert_eq!((slack_got.len(), teams_got.len()), (2, 2));
+    let slack_body: serde_json::Value = serde_json::from_slice(&slack_got[0].body).expect("json");
+    assert!(
+        slack_body["blocks"].is_array()
+            && slack_body["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("WARNING")),
+        "{slack_body}"
+    );
+    let teams_body: serde_json::Value = serde_json::from_slice(&teams_got[1].body).expect("json");
+    assert_eq!(
+        teams_body["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive",
+        "{teams_body}"
+    );
     // The critical-only channel heard nothing of a warning.
     assert!(critical_only.received().is_empty());
     let delivered = stack
