@@ -133,6 +133,7 @@ where
                 config: AgentConfig::default(),
                 rate_window_ms: 0,
                 rate_count: 0,
+                heartbeat_slot_ms: 0,
                 tags: std::collections::BTreeMap::new(),
             };
             if self.enrollment.redeem(&token, &device).await? == RedeemOutcome::Enrolled {

@@ -1,10 +1,10 @@
 //! Device identity records in DynamoDB.
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use vigie_domain::device::{Device, DeviceStatus};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use vigie_domain::device::{Device, DeviceStatus, heartbeat_slot};
 use vigie_domain::enrollment::Placement;
 use vigie_domain::ids::{ClientId, DeviceId, EnrollmentTokenId, SiteId, TenantId};
-use vigie_domain::keys::{TenantKeys, device_identity};
+use vigie_domain::keys::{TenantKeys, device_identity, heartbeat_entry};
 use vigie_domain::ports::{DeviceRegistry, SequenceOutcome, StoreError};
 use vigie_domain::protocol::AgentConfig;
 use vigie_domain::signing::DevicePublicKey;
@@ -42,6 +42,7 @@ pub(crate) fn device_item(d: &Device) -> Item {
         .n("rate_window_ms", d.rate_window_ms)
         .n("rate_count", d.rate_count)
         .string_map("tags", &d.tags)
+        .n("heartbeat_slot_ms", d.heartbeat_slot_ms)
         .build()
 }
 
@@ -70,6 +71,7 @@ pub(crate) fn device_from_item(item: &Item) -> Result<Device, StoreError> {
         rate_window_ms: item.number_or("rate_window_ms", 0)?,
         rate_count: item.number_or("rate_count", 0)?,
         tags: item.string_map("tags")?,
+        heartbeat_slot_ms: item.number_or("heartbeat_slot_ms", 0)?,
     })
 }
 
@@ -173,29 +175,108 @@ impl DeviceRegistry for DynamoDevices {
         } else {
             1
         };
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_of(&device_identity(&device.id))))
-            .update_expression("SET last_seq = :seq, last_seen_ms = :now, rate_window_ms = :window, rate_count = :count")
-            .condition_expression("#status = :active AND last_seq < :seq")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":seq", AttributeValue::N(seq.to_string()))
-            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
-            .expression_attribute_values(":window", AttributeValue::N(window.to_string()))
-            .expression_attribute_values(":count", AttributeValue::N(count.to_string()))
-            .expression_attribute_values(":active", AttributeValue::S(DeviceStatus::Active.as_str().into()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(SequenceOutcome::Recorded),
-            Err(e) if is_conditional_failure(&e) => match self.read(&device.id).await? {
-                Some(d) if d.status == DeviceStatus::Revoked => Ok(SequenceOutcome::Revoked),
-                Some(d) => Ok(SequenceOutcome::AlreadyAccepted { last: d.last_seq }),
-                None => Ok(SequenceOutcome::Revoked),
-            },
-            Err(e) => Err(unavailable(e)),
+        let slot = heartbeat_slot(now_ms, device.config.heartbeat_s);
+        let values = [
+            (":seq", AttributeValue::N(seq.to_string())),
+            (":now", AttributeValue::N(now_ms.to_string())),
+            (":window", AttributeValue::N(window.to_string())),
+            (":count", AttributeValue::N(count.to_string())),
+            (":slot", AttributeValue::N(slot.to_string())),
+            (
+                ":active",
+                AttributeValue::S(DeviceStatus::Active.as_str().into()),
+            ),
+        ];
+        const SET: &str = "SET last_seq = :seq, last_seen_ms = :now, rate_window_ms = :window, \
+                           rate_count = :count, heartbeat_slot_ms = :slot";
+        const CONDITION: &str = "#status = :active AND last_seq < :seq";
+        let accepted = if slot == device.heartbeat_slot_ms {
+            // The usual case: one conditional update.
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(&device_identity(&device.id))))
+                .update_expression(SET)
+                .condition_expression(CONDITION)
+                .expression_attribute_names("#status", "status");
+            for (k, v) in values {
+                update = update.expression_attribute_values(k, v);
+            }
+            match update.send().await {
+                Ok(_) => true,
+                Err(e) if is_conditional_failure(&e) => false,
+                Err(e) => return Err(unavailable(e)),
+            }
+        } else {
+            // The due time moved to another slot: move the heartbeat entry with the update.
+            let p = &device.placement;
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_of(&device_identity(&device.id))))
+                .update_expression(SET)
+                .condition_expression(CONDITION)
+                .expression_attribute_names("#status", "status");
+            for (k, v) in values {
+                update = update.expression_attribute_values(k, v);
+            }
+            let entry = ItemBuilder::keyed(&heartbeat_entry(slot, &p.tenant, &device.id))
+                .s("kind", "heartbeat")
+                .s("tenant_id", p.tenant.as_str())
+                .s("device_id", device.id.as_str())
+                .build();
+            let mut items = vec![
+                TransactWriteItem::builder()
+                    .update(update.build().map_err(unavailable)?)
+                    .build(),
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(entry))
+                            .build()
+                            .map_err(unavailable)?,
+                    )
+                    .build(),
+            ];
+            if device.heartbeat_slot_ms != 0 {
+                let old = heartbeat_entry(device.heartbeat_slot_ms, &p.tenant, &device.id);
+                items.push(
+                    TransactWriteItem::builder()
+                        .delete(
+                            Delete::builder()
+                                .table_name(&self.table)
+                                .set_key(Some(key_of(&old)))
+                                .build()
+                                .map_err(unavailable)?,
+                        )
+                        .build(),
+                );
+            }
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await
+            {
+                Ok(_) => true,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_transaction_canceled_exception()) =>
+                {
+                    false
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        };
+        if accepted {
+            return Ok(SequenceOutcome::Recorded);
+        }
+        match self.read(&device.id).await? {
+            Some(d) if d.status == DeviceStatus::Revoked => Ok(SequenceOutcome::Revoked),
+            Some(d) => Ok(SequenceOutcome::AlreadyAccepted { last: d.last_seq }),
+            None => Ok(SequenceOutcome::Revoked),
         }
     }
 }

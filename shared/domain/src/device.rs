@@ -54,6 +54,8 @@ pub struct Device {
     /// Start of the current rate window (Unix ms, a multiple of a minute) and batches in it.
     pub rate_window_ms: i64,
     pub rate_count: u32,
+    /// The heartbeat slot the device's entry sits in (0: none).
+    pub heartbeat_slot_ms: i64,
 }
 
 impl Device {
@@ -74,3 +76,40 @@ impl Device {
 /// spool after an outage sends back to back; the limit leaves room for that while stopping a
 /// runaway or hostile sender.
 pub const MAX_BATCHES_PER_MINUTE: u32 = 120;
+
+/// Width of a heartbeat slot: the sweeper reads one partition per slot that has passed.
+pub const HEARTBEAT_SLOT_MS: i64 = 10_000;
+
+/// Where a device's heartbeat entry belongs after a batch at `now_ms`: the slot of its due time,
+/// with the due time rounded up to half its heartbeat. The entry moves (one transaction) only
+/// when that rounded due time changes — about every other batch at the default cadence — and a
+/// silent device is found between one and one and a half heartbeats (plus a slot and a sweep
+/// period) after its last batch.
+pub fn heartbeat_slot(now_ms: i64, heartbeat_s: u32) -> i64 {
+    let granularity = (i64::from(heartbeat_s) * 500).max(1_000);
+    let due = now_ms + i64::from(heartbeat_s) * 1000;
+    let rounded = (due + granularity - 1) / granularity * granularity;
+    rounded - rounded.rem_euclid(HEARTBEAT_SLOT_MS)
+}
+
+#[cfg(test)]
+mod heartbeat_tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_aligned_and_move_rarely() {
+        let start = 1_790_000_000_000;
+        let slots: Vec<i64> = (0..10)
+            .map(|i| heartbeat_slot(start + i * 60_000, 300))
+            .collect();
+        assert!(slots.iter().all(|s| s % HEARTBEAT_SLOT_MS == 0));
+        assert!(slots.windows(2).all(|w| w[1] >= w[0]));
+        let moves = slots.windows(2).filter(|w| w[1] != w[0]).count();
+        assert!(moves <= 5, "at most every other batch: {moves}");
+        // The slot always ends after the device's true due time.
+        for i in 0..10 {
+            let now = start + i * 60_000;
+            assert!(heartbeat_slot(now, 300) + HEARTBEAT_SLOT_MS > now + 300_000);
+        }
+    }
+}

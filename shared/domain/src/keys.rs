@@ -181,6 +181,25 @@ pub fn enrollment_token(token: &EnrollmentTokenId) -> TableKey {
     key(format!("ENROLL{SEP}{token}"), "TOKEN".into())
 }
 
+/// A device's entry in the heartbeat slot of its due time. Slots are platform-wide (the sweeper
+/// reads every tenant's late devices); the entry names its tenant and device.
+pub fn heartbeat_entry(slot_ms: i64, tenant: &TenantId, device: &DeviceId) -> TableKey {
+    key(
+        format!("HB{SEP}{slot_ms}"),
+        format!("{tenant}{SEP}{device}"),
+    )
+}
+
+/// Partition of one heartbeat slot.
+pub fn heartbeat_slot_partition(slot_ms: i64) -> String {
+    format!("HB{SEP}{slot_ms}")
+}
+
+/// The sweeper's cursor: the last slot it finished.
+pub fn sweeper_cursor() -> TableKey {
+    key("SWEEPER".into(), "CURSOR".into())
+}
+
 /// Splits a key built here back into its parts (for tests and diagnostics).
 pub fn parts(k: &str) -> Vec<&str> {
     k.split(SEP).collect()
