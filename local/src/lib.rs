@@ -3,7 +3,7 @@
 //! the same path as on AWS.
 //!
 //! Hosted: the ingestion function (HTTP), the evaluator (SQS poller on the intake queue), the
-//! notifier (SQS poller on the notification queue).
+//! notifier (SQS poller on the notification queue), the silence sweeper (a schedule tick).
 
 pub mod pollers;
 pub mod webhook_sink;
@@ -50,6 +50,9 @@ pub type EvaluatorService = vigie_evaluator::Evaluator<
     SqsTelemetryQueue,
     SystemClock,
 >;
+
+/// How often the local runtime runs the silence sweeper (on AWS: a one-minute schedule).
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Largest request body the local HTTP front accepts (the handler enforces its own limits).
 const MAX_HTTP_BODY: usize = limits::MAX_COMPRESSED_BODY * 2;
@@ -149,6 +152,23 @@ impl LocalRuntime {
             )
             .with_channel_ttl(policy_ttl),
         );
+        // The silence sweeper on a schedule, as EventBridge would run it.
+        let sweeper = vigie_evaluator::silence::SilenceSweeper::new(
+            ports.devices(),
+            ports.evaluation(),
+            ports.alerts_topic(),
+            ports.heartbeats(),
+            SystemClock,
+        );
+        runtime.pollers.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) = sweeper.sweep().await {
+                    tracing::warn!(error = %e, "silence sweep failed; next tick retries");
+                }
+            }
+        }));
         let queue = pollers::PolledQueue::lookup(&sqs, ports.notify_queue_url())
             .await
             .map_err(std::io::Error::other)?;

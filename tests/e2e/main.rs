@@ -7,4 +7,5 @@ mod ingest;
 mod notify;
 mod pipeline;
 mod provision;
+mod silence;
 mod stack;

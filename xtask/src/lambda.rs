@@ -9,7 +9,12 @@ use anyhow::{Context as _, bail};
 use crate::util::{cargo, elf_facts, root, run};
 
 /// The function crates and the binary each produces.
-pub const FUNCTIONS: &[(&str, &str)] = &[("vigie-ingest", "ingest")];
+pub const FUNCTIONS: &[(&str, &str)] = &[
+    ("vigie-ingest", "ingest"),
+    ("vigie-evaluator", "evaluator"),
+    ("vigie-sweeper", "sweeper"),
+    ("vigie-notifier", "notifier"),
+];
 
 /// The virtualenv holding cargo-lambda and zig; installs it when missing or outdated.
 pub fn tools() -> anyhow::Result<PathBuf> {

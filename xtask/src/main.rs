@@ -4,6 +4,7 @@ mod agent;
 mod bench;
 mod demo;
 mod lambda;
+mod measure;
 mod test;
 mod util;
 
@@ -14,7 +15,8 @@ commands:
   test              every check CI runs: fmt, clippy, static agent, all tests, arm64 lambda build, demo
   agent             build the agent's static release binary; prints its path last
   lambda            build every function for AWS Lambda (arm64) with cargo-lambda
-  bench             measure the ingest hot path and the agent (size, memory, CPU)";
+  bench             measure the ingest hot path and the agent (size, memory, CPU)
+  measure [--alerts N]  alert latency (batch to webhook) and AWS requests / cost per device-month";
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +30,7 @@ fn main() -> std::process::ExitCode {
         "agent" => agent::main(rest),
         "lambda" => lambda::main(rest),
         "bench" => bench::main(rest),
+        "measure" => measure::main(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

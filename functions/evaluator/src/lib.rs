@@ -14,6 +14,8 @@
 //!
 //! A quiet device costs one query per batch and no write.
 
+pub mod silence;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -216,14 +218,8 @@ where
                     alert_event(envelope, &effective, t, before.unwrap_or_default())
                 })
                 .collect();
-            if evaluation.changed.is_empty() {
-                return Ok(BatchOutcome {
-                    events,
-                    states_written: 0,
-                    checks: evaluation.checks,
-                });
-            }
-            let changes: Vec<StateChange> = evaluation
+            let mut events = events;
+            let mut changes: Vec<StateChange> = evaluation
                 .changed
                 .iter()
                 .map(|(key, state)| StateChange {
@@ -232,6 +228,34 @@ where
                     read_version: stored.states.get(key).map(|v| v.version),
                 })
                 .collect();
+            // A device that was down is back: its batch resolves "device down".
+            let heartbeat = (silence::heartbeat_rule(), String::new());
+            if let Some(down) = stored
+                .states
+                .get(&heartbeat)
+                .filter(|v| v.state.firing.is_some())
+                && let Some(at) = envelope
+                    .batch
+                    .sample_time(0)
+                    .filter(|t| *t > down.state.last_ms)
+            {
+                events.push(back_up_event(envelope, down.state, at));
+                changes.push(StateChange {
+                    key: heartbeat,
+                    state: RuleState {
+                        last_ms: at,
+                        ..RuleState::default()
+                    },
+                    read_version: Some(down.version),
+                });
+            }
+            if changes.is_empty() {
+                return Ok(BatchOutcome {
+                    events,
+                    states_written: 0,
+                    checks: evaluation.checks,
+                });
+            }
             match self
                 .store
                 .commit(tenant, device, &changes, &events, self.clock.now_ms())
@@ -334,8 +358,51 @@ fn alert_event(
         severity,
         previous_severity: t.transition.from.filter(|_| kind != AlertEventKind::Opened),
         value: t.transition.value,
-        threshold: level.map_or(f64::NAN, |l| l.threshold),
+        threshold: level.map_or(0.0, |l| l.threshold),
         at_ms: t.transition.at_ms,
         opened_ms,
     })
+}
+
+/// The "resolved" event of a device that was down and sent a batch again.
+fn back_up_event(envelope: &BatchEnvelope, down: RuleState, at_ms: i64) -> AlertEvent {
+    let severity = down.firing.unwrap_or(Severity::Critical);
+    let alert_id = derived_id(
+        "al",
+        &[
+            envelope.tenant_id.as_str(),
+            envelope.device_id.as_str(),
+            silence::HEARTBEAT_RULE,
+            "",
+        ],
+    );
+    let kind = AlertEventKind::Resolved;
+    AlertEvent {
+        event_id: derived_id(
+            "evt",
+            &[
+                &alert_id,
+                &at_ms.to_string(),
+                kind.as_str(),
+                severity.as_str(),
+            ],
+        ),
+        kind,
+        alert_id,
+        tenant_id: envelope.tenant_id.clone(),
+        client_id: envelope.client_id.clone(),
+        site_id: envelope.site_id.clone(),
+        device_id: envelope.device_id.clone(),
+        device_name: envelope.batch.agent.hostname.clone(),
+        rule_id: silence::HEARTBEAT_RULE.into(),
+        family: vigie_domain::alert::AlertFamily::DeviceDown,
+        subject: String::new(),
+        metric: "silence_s".into(),
+        severity,
+        previous_severity: Some(severity),
+        value: ((at_ms - down.last_ms).max(0) / 1000) as f64,
+        threshold: 0.0,
+        at_ms,
+        opened_ms: down.firing_since_ms.unwrap_or(at_ms),
+    }
 }

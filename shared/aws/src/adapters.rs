@@ -141,6 +141,13 @@ impl AwsPorts {
         }
     }
 
+    pub fn heartbeats(&self) -> crate::heartbeats::DynamoHeartbeats {
+        crate::heartbeats::DynamoHeartbeats {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
     pub fn channels(&self) -> DynamoChannels {
         DynamoChannels {
             client: self.clients.dynamodb.clone(),

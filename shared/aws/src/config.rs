@@ -2,6 +2,8 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+use crate::metering::RequestCounter;
+
 /// Region used against an emulator when `AWS_REGION` is not set.
 pub const EMULATOR_REGION: &str = "us-east-1";
 
@@ -49,10 +51,8 @@ impl AwsClients {
     /// Builds the clients. S3 uses path-style addressing whenever an endpoint URL is set
     /// (emulators do not resolve `bucket.localhost` host names).
     pub fn from_config(config: &SdkConfig) -> Self {
-        let emulated = config.endpoint_url().is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|value| !value.is_empty());
         let s3_config = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(emulated)
+            .force_path_style(path_style(config))
             .build();
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
@@ -61,4 +61,38 @@ impl AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
         }
     }
+
+    /// Like [`AwsClients::from_config`], with `counter` attached to every client: each request
+    /// attempt is counted by service and operation.
+    pub fn from_config_counted(config: &SdkConfig, counter: &RequestCounter) -> Self {
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(path_style(config))
+            .interceptor(counter.clone())
+            .build();
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(config)
+                    .interceptor(counter.clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(config)
+                    .interceptor(counter.clone())
+                    .build(),
+            ),
+            sns: aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(config)
+                    .interceptor(counter.clone())
+                    .build(),
+            ),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+        }
+    }
+}
+
+/// S3 path-style addressing whenever an endpoint URL is set (emulators do not resolve
+/// `bucket.localhost` host names).
+fn path_style(config: &SdkConfig) -> bool {
+    config.endpoint_url().is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|value| !value.is_empty())
 }

@@ -123,6 +123,40 @@ impl DynamoDevices {
         }
     }
 
+    /// Sets the configuration a device of `tenant` gets (intervals, heartbeat). A device of
+    /// another tenant is reported as not found.
+    pub async fn set_config(
+        &self,
+        tenant: &TenantId,
+        id: &DeviceId,
+        config: &vigie_domain::protocol::AgentConfig,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&device_identity(id))))
+            .update_expression("SET sample_interval_s = :a, send_interval_s = :b, heartbeat_s = :c")
+            .condition_expression("attribute_exists(pk) AND tenant_id = :tenant")
+            .expression_attribute_values(
+                ":a",
+                AttributeValue::N(config.sample_interval_s.to_string()),
+            )
+            .expression_attribute_values(
+                ":b",
+                AttributeValue::N(config.send_interval_s.to_string()),
+            )
+            .expression_attribute_values(":c", AttributeValue::N(config.heartbeat_s.to_string()))
+            .expression_attribute_values(":tenant", AttributeValue::S(tenant.as_str().into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// Revokes a device of `tenant`. A device of another tenant is reported as not found.
     pub async fn revoke(&self, tenant: &TenantId, id: &DeviceId) -> Result<bool, StoreError> {
         let result = self

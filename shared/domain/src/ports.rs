@@ -242,3 +242,30 @@ pub trait DeadLetters: Send + Sync {
         reason: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// A device whose heartbeat entry sits in a slot that has passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatEntry {
+    pub slot_ms: i64,
+    pub tenant: TenantId,
+    pub device: DeviceId,
+}
+
+/// The heartbeat slots the silence sweeper reads, and its cursor.
+pub trait HeartbeatIndex: Send + Sync {
+    /// Entries of the slots in `[from_ms, to_ms)` (both multiples of the slot width).
+    fn due(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> impl Future<Output = Result<Vec<HeartbeatEntry>, StoreError>> + Send;
+
+    fn remove(&self, entry: &HeartbeatEntry)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The first slot not yet swept (0: never swept).
+    fn cursor(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Moves the cursor from `from` to `to`; false when another sweeper moved it first.
+    fn advance(&self, from: i64, to: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}

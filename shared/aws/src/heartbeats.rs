@@ -1,0 +1,108 @@
+//! The heartbeat slots in DynamoDB: one partition per 10-second slot, holding the devices whose
+//! due time falls in it; and the sweeper's cursor.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use vigie_domain::device::HEARTBEAT_SLOT_MS;
+use vigie_domain::ids::{DeviceId, TenantId};
+use vigie_domain::keys::{heartbeat_entry, heartbeat_slot_partition, sweeper_cursor};
+use vigie_domain::ports::{HeartbeatEntry, HeartbeatIndex, StoreError};
+
+use crate::item::{ItemBuilder, ItemExt, key_of, unavailable};
+
+#[derive(Debug, Clone)]
+pub struct DynamoHeartbeats {
+    pub(crate) client: aws_sdk_dynamodb::Client,
+    pub(crate) table: String,
+}
+
+impl HeartbeatIndex for DynamoHeartbeats {
+    async fn due(&self, from_ms: i64, to_ms: i64) -> Result<Vec<HeartbeatEntry>, StoreError> {
+        let mut out = Vec::new();
+        let mut slot = from_ms;
+        while slot < to_ms {
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(
+                        ":pk",
+                        AttributeValue::S(heartbeat_slot_partition(slot)),
+                    )
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for item in page.items() {
+                    out.push(HeartbeatEntry {
+                        slot_ms: slot,
+                        tenant: item.parsed("tenant_id", TenantId::parse)?,
+                        device: item.parsed("device_id", DeviceId::parse)?,
+                    });
+                }
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+            slot += HEARTBEAT_SLOT_MS;
+        }
+        Ok(out)
+    }
+
+    async fn remove(&self, entry: &HeartbeatEntry) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&heartbeat_entry(
+                entry.slot_ms,
+                &entry.tenant,
+                &entry.device,
+            ))))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn cursor(&self) -> Result<i64, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&sweeper_cursor())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item.map_or(Ok(0), |item| item.number("next_slot_ms"))
+    }
+
+    async fn advance(&self, from: i64, to: i64) -> Result<bool, StoreError> {
+        let item = ItemBuilder::keyed(&sweeper_cursor())
+            .s("kind", "sweeper_cursor")
+            .n("next_slot_ms", to)
+            .build();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR next_slot_ms = :from")
+            .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
