@@ -1,12 +1,11 @@
 //! Tenants, client companies and sites in DynamoDB.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use vigie_domain::directory::{ClientCompany, Site, Tenant};
 use vigie_domain::ids::{ClientId, SiteId, TenantId};
 use vigie_domain::keys::TenantKeys;
 use vigie_domain::ports::StoreError;
 
-use crate::item::{Item, ItemBuilder, ItemExt, key_of, unavailable};
+use crate::item::{Item, ItemBuilder, ItemExt, key_of, query_prefix, unavailable};
 
 /// The directory in the Vigie table.
 #[derive(Debug, Clone)]
@@ -77,28 +76,22 @@ impl DynamoDirectory {
 
     /// The tenant's client companies.
     pub async fn clients(&self, tenant: &TenantId) -> Result<Vec<ClientCompany>, StoreError> {
-        let (pk, prefix) = TenantKeys::new(tenant).clients_prefix();
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        out.items()
-            .iter()
-            .map(|item| {
-                Ok(ClientCompany {
-                    tenant: tenant.clone(),
-                    id: item.parsed("client_id", ClientId::parse)?,
-                    name: item.string("name")?.to_owned(),
-                    created_ms: item.number("created_ms")?,
-                })
+        query_prefix(
+            &self.client,
+            &self.table,
+            TenantKeys::new(tenant).clients_prefix(),
+        )
+        .await?
+        .iter()
+        .map(|item| {
+            Ok(ClientCompany {
+                tenant: tenant.clone(),
+                id: item.parsed("client_id", ClientId::parse)?,
+                name: item.string("name")?.to_owned(),
+                created_ms: item.number("created_ms")?,
             })
-            .collect()
+        })
+        .collect()
     }
 
     pub async fn put_site(&self, s: &Site) -> Result<(), StoreError> {

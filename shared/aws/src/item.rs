@@ -166,3 +166,30 @@ where
 {
     StoreError::Unavailable(aws_smithy_types::error::display::DisplayErrorContext(e).to_string())
 }
+
+/// Every item of partition `pk` whose sort key starts with `prefix`, across pages.
+pub async fn query_prefix(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    (pk, prefix): (String, String),
+) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}

@@ -9,7 +9,7 @@ use vigie_domain::ports::{
     ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, StoreError,
 };
 
-use crate::item::{ItemBuilder, ItemExt, key_of, unavailable};
+use crate::item::{ItemBuilder, ItemExt, key_of, query_prefix, unavailable};
 
 #[derive(Debug, Clone)]
 pub struct DynamoChannels {
@@ -41,24 +41,18 @@ impl DynamoChannels {
 
 impl ChannelStore for DynamoChannels {
     async fn channels(&self, tenant: &TenantId) -> Result<Vec<NotificationChannel>, StoreError> {
-        let (pk, prefix) = TenantKeys::new(tenant).channels_prefix();
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        out.items()
-            .iter()
-            .map(|item| {
-                serde_json::from_str(item.string("channel")?)
-                    .map_err(|e| StoreError::Corrupt(format!("channel: {e}")))
-            })
-            .collect()
+        query_prefix(
+            &self.client,
+            &self.table,
+            TenantKeys::new(tenant).channels_prefix(),
+        )
+        .await?
+        .iter()
+        .map(|item| {
+            serde_json::from_str(item.string("channel")?)
+                .map_err(|e| StoreError::Corrupt(format!("channel: {e}")))
+        })
+        .collect()
     }
 }
 

@@ -1,12 +1,11 @@
 //! Tenant policies in DynamoDB: one item per scope, the rules as JSON.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use vigie_domain::ids::TenantId;
 use vigie_domain::keys::TenantKeys;
 use vigie_domain::policy::Policy;
 use vigie_domain::ports::{PolicyStore, StoreError};
 
-use crate::item::{ItemBuilder, ItemExt, key_of, unavailable};
+use crate::item::{ItemBuilder, ItemExt, key_of, query_prefix, unavailable};
 
 #[derive(Debug, Clone)]
 pub struct DynamoPolicies {
@@ -54,23 +53,17 @@ impl DynamoPolicies {
 
 impl PolicyStore for DynamoPolicies {
     async fn policies(&self, tenant: &TenantId) -> Result<Vec<Policy>, StoreError> {
-        let (pk, prefix) = TenantKeys::new(tenant).policies_prefix();
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        out.items()
-            .iter()
-            .map(|item| {
-                serde_json::from_str(item.string("policy")?)
-                    .map_err(|e| StoreError::Corrupt(format!("policy: {e}")))
-            })
-            .collect()
+        query_prefix(
+            &self.client,
+            &self.table,
+            TenantKeys::new(tenant).policies_prefix(),
+        )
+        .await?
+        .iter()
+        .map(|item| {
+            serde_json::from_str(item.string("policy")?)
+                .map_err(|e| StoreError::Corrupt(format!("policy: {e}")))
+        })
+        .collect()
     }
 }
