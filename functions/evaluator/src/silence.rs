@@ -211,3 +211,206 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Mutex;
+
+    use vigie_domain::clock::ManualClock;
+    use vigie_domain::device::{Device, heartbeat_slot};
+    use vigie_domain::enrollment::Placement;
+    use vigie_domain::ids::{ClientId, DeviceId, EnrollmentTokenId, SiteId, TenantId};
+    use vigie_domain::ports::{DeviceEvaluationState, HeartbeatEntry, SequenceOutcome, Versioned};
+    use vigie_domain::protocol::AgentConfig;
+    use vigie_domain::signing::DeviceSigningKey;
+
+    use super::*;
+
+    const NOW: i64 = 1_790_000_000_000;
+
+    static KEY: std::sync::OnceLock<vigie_domain::signing::DevicePublicKey> = std::sync::OnceLock::new();
+
+    #[derive(Default)]
+    struct Fleet {
+        devices: HashMap<DeviceId, Device>,
+        slots: Mutex<BTreeMap<i64, Vec<HeartbeatEntry>>>,
+        states: Mutex<HashMap<DeviceId, Versioned>>,
+        published: Mutex<Vec<AlertEvent>>,
+        cursor: Mutex<i64>,
+        read: Mutex<usize>,
+    }
+
+    impl DeviceRegistry for &Fleet {
+        async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+            *self.read.lock().expect("lock") += 1;
+            Ok(self.devices.get(id).cloned())
+        }
+        async fn record_batch(
+            &self,
+            _: &Device,
+            _: u64,
+            _: i64,
+        ) -> Result<SequenceOutcome, StoreError> {
+            Ok(SequenceOutcome::Recorded)
+        }
+    }
+
+    impl EvaluationStore for &Fleet {
+        async fn load(
+            &self,
+            _: &TenantId,
+            device: &DeviceId,
+        ) -> Result<DeviceEvaluationState, StoreError> {
+            let mut s = DeviceEvaluationState::default();
+            if let Some(v) = self.states.lock().expect("lock").get(device) {
+                s.states.insert((heartbeat_rule(), String::new()), *v);
+            }
+            Ok(s)
+        }
+        async fn commit(
+            &self,
+            _: &TenantId,
+            device: &DeviceId,
+            changes: &[StateChange],
+            _: &[AlertEvent],
+            _: i64,
+        ) -> Result<CommitOutcome, StoreError> {
+            let mut states = self.states.lock().expect("lock");
+            let current = states.get(device).map(|v| v.version);
+            if current != changes[0].read_version {
+                return Ok(CommitOutcome::Conflict);
+            }
+            states.insert(
+                device.clone(),
+                Versioned {
+                    state: changes[0].state,
+                    version: current.unwrap_or(0) + 1,
+                },
+            );
+            Ok(CommitOutcome::Committed)
+        }
+        async fn published(&self, _: &TenantId, _: &DeviceId, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    impl AlertPublisher for &Fleet {
+        async fn publish(&self, event: &AlertEvent) -> Result<(), StoreError> {
+            self.published.lock().expect("lock").push(event.clone());
+            Ok(())
+        }
+    }
+
+    impl HeartbeatIndex for &Fleet {
+        async fn due(&self, from: i64, to: i64) -> Result<Vec<HeartbeatEntry>, StoreError> {
+            Ok(self
+                .slots
+                .lock()
+                .expect("lock")
+                .range(from..to)
+                .flat_map(|(_, e)| e.clone())
+                .collect())
+        }
+        async fn remove(&self, entry: &HeartbeatEntry) -> Result<(), StoreError> {
+            if let Some(v) = self.slots.lock().expect("lock").get_mut(&entry.slot_ms) {
+                v.retain(|e| e != entry);
+            }
+            Ok(())
+        }
+        async fn cursor(&self) -> Result<i64, StoreError> {
+            Ok(*self.cursor.lock().expect("lock"))
+        }
+        async fn advance(&self, from: i64, to: i64) -> Result<bool, StoreError> {
+            let mut c = self.cursor.lock().expect("lock");
+            if *c != from {
+                return Ok(false);
+            }
+            *c = to;
+            Ok(true)
+        }
+    }
+
+    fn device(n: usize, last_seen_ms: i64, role: &str) -> Device {
+        let mut tags = BTreeMap::new();
+        tags.insert("role".to_owned(), role.to_owned());
+        Device {
+            id: DeviceId::parse(&format!("dev-{n}")).expect("id"),
+            placement: Placement {
+                tenant: TenantId::parse("msp").expect("id"),
+                client: ClientId::parse("acme").expect("id"),
+                site: SiteId::parse("hq").expect("id"),
+            },
+            public_key: *KEY.get_or_init(|| DeviceSigningKey::from_bytes(&[7; 32]).public_key()),
+            status: DeviceStatus::Active,
+            hostname: format!("host-{n}"),
+            os: "Linux".into(),
+            agent_version: "0.1.0".into(),
+            enrolled_ms: 0,
+            enrolled_with: EnrollmentTokenId::parse("et-x").expect("id"),
+            last_seq: 1,
+            last_seen_ms,
+            config: AgentConfig::default(),
+            tags,
+            rate_window_ms: 0,
+            rate_count: 0,
+            heartbeat_slot_ms: heartbeat_slot(last_seen_ms, 300),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sweep_reads_only_late_devices_and_raises_each_once() {
+        // 10,000 devices that sent within the last minute, and three silent for ten minutes.
+        let mut fleet = Fleet::default();
+        let mut all: Vec<Device> = (0..10_000)
+            .map(|n| device(n, NOW - (n as i64 % 60) * 1000, "server"))
+            .collect();
+        all.push(device(10_000, NOW - 600_000, "server"));
+        all.push(device(10_001, NOW - 600_000, "workstation"));
+        all.push(device(10_002, NOW - 700_000, "server"));
+        for d in all {
+            let entry = HeartbeatEntry {
+                slot_ms: d.heartbeat_slot_ms,
+                tenant: d.placement.tenant.clone(),
+                device: d.id.clone(),
+            };
+            fleet
+                .slots
+                .get_mut()
+                .expect("lock")
+                .entry(d.heartbeat_slot_ms)
+                .or_default()
+                .push(entry);
+            fleet.devices.insert(d.id.clone(), d);
+        }
+        *fleet.cursor.get_mut().expect("lock") = NOW - 15 * 60_000;
+        let fleet = &fleet;
+        let sweeper = SilenceSweeper::new(fleet, fleet, fleet, fleet, ManualClock::at(NOW));
+        let report = sweeper.sweep().await.expect("sweeps");
+        assert_eq!((report.checked, report.raised), (3, 3), "{report:?}");
+        assert_eq!(
+            *fleet.read.lock().expect("lock"),
+            3,
+            "only the late devices were read"
+        );
+        let severities: Vec<Severity> = fleet
+            .published
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|e| e.severity)
+            .collect();
+        assert_eq!(
+            severities
+                .iter()
+                .filter(|s| **s == Severity::Warning)
+                .count(),
+            1,
+            "the workstation is a warning"
+        );
+        // A second sweep finds nothing new and raises nothing twice.
+        let again = sweeper.sweep().await.expect("sweeps");
+        assert_eq!((again.checked, again.raised), (0, 0));
+        assert_eq!(fleet.published.lock().expect("lock").len(), 3);
+    }
+}
