@@ -229,7 +229,8 @@ mod tests {
 
     const NOW: i64 = 1_790_000_000_000;
 
-    static KEY: std::sync::OnceLock<vigie_domain::signing::DevicePublicKey> = std::sync::OnceLock::new();
+    static KEY: std::sync::OnceLock<vigie_domain::signing::DevicePublicKey> =
+        std::sync::OnceLock::new();
 
     #[derive(Default)]
     struct Fleet {
