@@ -25,7 +25,7 @@ use vigie_domain::ids::{ClientId, SiteId, TenantId};
 use vigie_domain::notification::{
     ChannelFilter, ChannelId, ChannelKind, NotificationChannel, WebhookSecret,
 };
-use vigie_domain::policy::{Metric, Policy, Rule, RuleId, Scope};
+use vigie_domain::policy::{EffectivePolicy, Metric, Policy, Rule, RuleId, Scope};
 use vigie_domain::rules::{Direction, Level, Threshold};
 use vigie_emulator::Emulator;
 use vigie_local::LocalRuntime;
@@ -299,11 +299,40 @@ async fn watch(
     let warn_at = (used - 1.0).max(0.01);
     ports
         .policies()
-        .put(&tenant, &disk_policy(&mount, warn_at)?, now())
+        .put(&tenant, &disk_policy(Scope::Tenant, &mount, 90.0)?, now())
+        .await?;
+    let site = Scope::Site {
+        client: ClientId::parse("acme-dental")?,
+        site: SiteId::parse("lyon-office")?,
+    };
+    ports
+        .policies()
+        .put(&tenant, &disk_policy(site.clone(), &mount, warn_at)?, now())
         .await?;
     mark(format!(
-        "policy applied to demo-msp: disk {mount} warning above {warn_at:.2} % (this machine is at {used:.2} %)"
+        "policies applied: demo-msp disk {mount} warning above 90 %; site lyon-office overrides it with {warn_at:.2} % (this machine is at {used:.2} %)"
     ));
+    let policies = vigie_domain::ports::PolicyStore::policies(&ports.policies(), &tenant).await?;
+    for d in ports.devices().list(&tenant, None, None).await? {
+        let p = &d.placement;
+        let effective =
+            EffectivePolicy::for_device(policies.iter(), &d.id, &p.client, &p.site, &d.tags);
+        for (rule, scope) in &effective.rules {
+            let warning = rule
+                .threshold
+                .warning
+                .map_or("-".to_owned(), |l| format!("{:.2} %", l.threshold));
+            mark(format!(
+                "effective policy of {} ({}): rule {} on {} {}, warning above {warning}, from the {} level",
+                d.id,
+                d.hostname,
+                rule.id,
+                rule.metric.as_str(),
+                rule.subject.as_deref().unwrap_or("(all)"),
+                scope.key()
+            ));
+        }
+    }
 
     let mut batches_rx = server.watch_batches();
     let mut batches = 0usize;
@@ -356,10 +385,10 @@ async fn watch(
                 (Phase::WaitOpen, "opened") => {
                     ports
                         .policies()
-                        .put(&tenant, &disk_policy(&mount, 100.0)?, now())
+                        .put(&tenant, &disk_policy(site.clone(), &mount, 100.0)?, now())
                         .await?;
                     mark(format!(
-                        "policy relaxed: disk {mount} warning above 100 % (nothing can cross it)"
+                        "site policy relaxed: disk {mount} warning above 100 % (nothing can cross it)"
                     ));
                     phase = Phase::WaitResolve;
                 }
@@ -410,10 +439,10 @@ fn root_filesystem() -> (String, f64) {
         .map_or(("/".to_owned(), 50.0), |f| (f.mount.clone(), f.used_pct))
 }
 
-/// A tenant-wide policy: disk `mount` warning above `warn` %, at once.
-fn disk_policy(mount: &str, warn: f64) -> anyhow::Result<Policy> {
+/// A policy at `scope`: disk `mount` warning above `warn` %, at once.
+fn disk_policy(scope: Scope, mount: &str, warn: f64) -> anyhow::Result<Policy> {
     Ok(Policy {
-        scope: Scope::Tenant,
+        scope,
         rules: vec![Rule {
             id: RuleId::parse("demo-disk")?,
             family: AlertFamily::Resources,
