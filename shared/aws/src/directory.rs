@@ -5,7 +5,7 @@ use vigie_domain::ids::{ClientId, SiteId, TenantId};
 use vigie_domain::keys::TenantKeys;
 use vigie_domain::ports::StoreError;
 
-use crate::item::{Item, ItemBuilder, ItemExt, key_of, query_prefix, unavailable};
+use crate::item::{Item, ItemBuilder, ItemExt, key_of, put_item, query_prefix, unavailable};
 
 /// The directory in the Vigie table.
 #[derive(Debug, Clone)]
@@ -16,14 +16,7 @@ pub struct DynamoDirectory {
 
 impl DynamoDirectory {
     async fn put(&self, item: Item) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        put_item(&self.client, &self.table, item).await
     }
 
     async fn get(&self, key: &vigie_domain::keys::TableKey) -> Result<Option<Item>, StoreError> {

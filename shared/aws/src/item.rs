@@ -193,3 +193,51 @@ pub async fn query_prefix(
         }
     }
 }
+
+/// Writes (replaces) one item.
+pub async fn put_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: Item,
+) -> Result<(), StoreError> {
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// An item holding one record as a JSON document in the attribute named after its `kind`
+/// (policies, channels): the domain type is the schema, the item only adds keys.
+pub fn document_item<T: serde::Serialize>(
+    key: &TableKey,
+    kind: &str,
+    tenant: &vigie_domain::ids::TenantId,
+    value: &T,
+) -> Result<ItemBuilder, StoreError> {
+    let json = serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(ItemBuilder::keyed(key)
+        .s("kind", kind)
+        .s("tenant_id", tenant.as_str())
+        .s(kind, json))
+}
+
+/// Every document of `kind` under a partition prefix (see [`document_item`]).
+pub async fn list_documents<T: serde::de::DeserializeOwned>(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    prefix: (String, String),
+    kind: &str,
+) -> Result<Vec<T>, StoreError> {
+    query_prefix(client, table, prefix)
+        .await?
+        .iter()
+        .map(|item| {
+            serde_json::from_str(item.string(kind)?)
+                .map_err(|e| StoreError::Corrupt(format!("{kind}: {e}")))
+        })
+        .collect()
+}

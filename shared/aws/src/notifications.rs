@@ -9,7 +9,7 @@ use vigie_domain::ports::{
     ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, StoreError,
 };
 
-use crate::item::{ItemBuilder, ItemExt, key_of, query_prefix, unavailable};
+use crate::item::{ItemExt, document_item, key_of, list_documents, put_item, unavailable};
 
 #[derive(Debug, Clone)]
 pub struct DynamoChannels {
@@ -20,39 +20,16 @@ pub struct DynamoChannels {
 impl DynamoChannels {
     /// Stores (replaces) a channel. The caller validates it first.
     pub async fn put(&self, channel: &NotificationChannel) -> Result<(), StoreError> {
-        let json =
-            serde_json::to_string(channel).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let item =
-            ItemBuilder::keyed(&TenantKeys::new(&channel.tenant_id).channel(channel.id.as_str()))
-                .s("kind", "channel")
-                .s("tenant_id", channel.tenant_id.as_str())
-                .s("channel", json)
-                .build();
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let key = TenantKeys::new(&channel.tenant_id).channel(channel.id.as_str());
+        let item = document_item(&key, "channel", &channel.tenant_id, channel)?.build();
+        put_item(&self.client, &self.table, item).await
     }
 }
 
 impl ChannelStore for DynamoChannels {
     async fn channels(&self, tenant: &TenantId) -> Result<Vec<NotificationChannel>, StoreError> {
-        query_prefix(
-            &self.client,
-            &self.table,
-            TenantKeys::new(tenant).channels_prefix(),
-        )
-        .await?
-        .iter()
-        .map(|item| {
-            serde_json::from_str(item.string("channel")?)
-                .map_err(|e| StoreError::Corrupt(format!("channel: {e}")))
-        })
-        .collect()
+        let prefix = TenantKeys::new(tenant).channels_prefix();
+        list_documents(&self.client, &self.table, prefix, "channel").await
     }
 }
 

@@ -5,7 +5,7 @@ use vigie_domain::keys::TenantKeys;
 use vigie_domain::policy::Policy;
 use vigie_domain::ports::{PolicyStore, StoreError};
 
-use crate::item::{ItemBuilder, ItemExt, key_of, query_prefix, unavailable};
+use crate::item::{document_item, key_of, list_documents, put_item, unavailable};
 
 #[derive(Debug, Clone)]
 pub struct DynamoPolicies {
@@ -21,21 +21,11 @@ impl DynamoPolicies {
         policy: &Policy,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let item = ItemBuilder::keyed(&TenantKeys::new(tenant).policy(&policy.scope.key()))
-            .s("kind", "policy")
-            .s("tenant_id", tenant.as_str())
-            .s("policy", json)
+        let key = TenantKeys::new(tenant).policy(&policy.scope.key());
+        let item = document_item(&key, "policy", tenant, policy)?
             .n("updated_ms", now_ms)
             .build();
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        put_item(&self.client, &self.table, item).await
     }
 
     /// Removes the tenant's policy at a scope.
@@ -53,17 +43,7 @@ impl DynamoPolicies {
 
 impl PolicyStore for DynamoPolicies {
     async fn policies(&self, tenant: &TenantId) -> Result<Vec<Policy>, StoreError> {
-        query_prefix(
-            &self.client,
-            &self.table,
-            TenantKeys::new(tenant).policies_prefix(),
-        )
-        .await?
-        .iter()
-        .map(|item| {
-            serde_json::from_str(item.string("policy")?)
-                .map_err(|e| StoreError::Corrupt(format!("policy: {e}")))
-        })
-        .collect()
+        let prefix = TenantKeys::new(tenant).policies_prefix();
+        list_documents(&self.client, &self.table, prefix, "policy").await
     }
 }
