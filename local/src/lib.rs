@@ -38,9 +38,28 @@ pub type IngestService = Ingest<DynamoDevices, DynamoEnrollment, SqsTelemetryQue
 pub type NotifierService = vigie_notifier::service::Notifier<
     vigie_aws::notifications::DynamoChannels,
     vigie_aws::notifications::DynamoDeliveryLog,
-    vigie_aws::notifications::SqsDeadLetters,
+    vigie_aws::notifications::SqsConsumedQueue,
     SystemClock,
+    vigie_aws::email::SesMailer,
 >;
+
+/// Knobs of [`LocalRuntime::start_with`].
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// How long a tenant's policies and channels stay cached.
+    pub policy_ttl: std::time::Duration,
+    /// How the notifier's retries back off.
+    pub notify_backoff: vigie_notifier::service::Backoff,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            policy_ttl: std::time::Duration::from_secs(30),
+            notify_backoff: vigie_notifier::service::Backoff::default(),
+        }
+    }
+}
 
 /// The evaluator over the AWS adapters.
 pub type EvaluatorService = vigie_evaluator::Evaluator<
@@ -107,6 +126,20 @@ impl LocalRuntime {
         listen: SocketAddr,
         policy_ttl: std::time::Duration,
     ) -> std::io::Result<Self> {
+        let options = RuntimeOptions {
+            policy_ttl,
+            ..RuntimeOptions::default()
+        };
+        Self::start_with(ports, listen, &options).await
+    }
+
+    /// [`Self::start_all`] with every knob.
+    pub async fn start_with(
+        ports: &AwsPorts,
+        listen: SocketAddr,
+        options: &RuntimeOptions,
+    ) -> std::io::Result<Self> {
+        let policy_ttl = options.policy_ttl;
         let mut runtime = Self::start(ports, listen).await?;
         let evaluator = Arc::new(
             EvaluatorService::new(
@@ -145,12 +178,14 @@ impl LocalRuntime {
             NotifierService::new(
                 ports.channels(),
                 ports.deliveries(),
-                ports.notify_dead_letters(),
+                ports.notify_queue(),
                 SystemClock,
+                ports.mailer(),
                 "http://localhost:8080",
                 std::time::Duration::from_secs(3),
             )
-            .with_channel_ttl(policy_ttl),
+            .with_channel_ttl(policy_ttl)
+            .with_backoff(options.notify_backoff),
         );
         // The silence sweeper on a schedule, as EventBridge would run it.
         let sweeper = vigie_evaluator::silence::SilenceSweeper::new(

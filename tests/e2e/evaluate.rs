@@ -80,14 +80,14 @@ pub(crate) fn envelope(device: &DeviceId, seq: u64, at: i64, used_pct: f64) -> B
     }
 }
 
-/// Alert events that reached the notification queue (raw SNS delivery), with attributes.
+/// Alert events that reached the events queue (every transition, raw SNS delivery), with attributes.
 async fn notified(stack: &Stack, expect: usize) -> Vec<(AlertEvent, BTreeMap<String, String>)> {
     let sqs = &stack.ports.clients().sqs;
     let mut out = Vec::new();
     for _ in 0..8 {
         let got = sqs
             .receive_message()
-            .queue_url(&stack.provisioned.notify_queue_url)
+            .queue_url(&stack.provisioned.events_queue_url)
             .max_number_of_messages(10)
             .wait_time_seconds(if out.len() >= expect { 0 } else { 1 })
             .message_attribute_names("All")
@@ -108,7 +108,7 @@ async fn notified(stack: &Stack, expect: usize) -> Vec<(AlertEvent, BTreeMap<Str
                 attrs,
             ));
             sqs.delete_message()
-                .queue_url(&stack.provisioned.notify_queue_url)
+                .queue_url(&stack.provisioned.events_queue_url)
                 .receipt_handle(m.receipt_handle().expect("handle"))
                 .send()
                 .await

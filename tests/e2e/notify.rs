@@ -63,7 +63,6 @@ async fn transitions_reach_the_channels_that_asked_signed_and_once() {
         kind,
         filter: ChannelFilter::default(),
     };
-    let channels = stack.ports.channels();
     for c in [
         chat(
             "slack-noc",
@@ -79,7 +78,7 @@ async fn transitions_reach_the_channels_that_asked_signed_and_once() {
         ),
     ] {
         c.validate().expect("valid channel");
-        channels.put(&c).await.expect("channel");
+        stack.ports.save_channel(&c).await.expect("channel");
     }
     for c in [
         webhook("ticketing", good.url(), Severity::Info),
@@ -87,7 +86,7 @@ async fn transitions_reach_the_channels_that_asked_signed_and_once() {
         webhook("pager", critical_only.url(), Severity::Critical),
     ] {
         c.validate().expect("valid channel");
-        channels.put(&c).await.expect("channel");
+        stack.ports.save_channel(&c).await.expect("channel");
     }
     stack
         .ports
@@ -194,4 +193,158 @@ async fn transitions_reach_the_channels_that_asked_signed_and_once() {
         .await
         .expect("read");
     assert_eq!(delivered, Some(("delivered".to_owned(), 1, Some(200))));
+}
+
+/// One event for `tenant`, published as the evaluator would.
+fn event_for(tenant: &str, n: u32) -> vigie_domain::alert::AlertEvent {
+    let mut e = vigie_domain::fixtures::event(AlertEventKind::Opened);
+    e.tenant_id = vigie_domain::ids::TenantId::parse(tenant).expect("id");
+    e.event_id = format!("evt-dead-{tenant}-{n}-{}", now_ms());
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_receiver_backs_off_then_dead_letters_while_everyone_else_is_served() {
+    use vigie_notifier::service::Backoff;
+    let (clients, names, provisioned) = vigie_tests::provisioned("deadhook").await;
+    let ports = vigie_aws::adapters::AwsPorts::connect(clients, names)
+        .await
+        .expect("connect");
+    let options = vigie_local::RuntimeOptions {
+        policy_ttl: Duration::from_secs(1),
+        // Short delays for the test; the queue's redrive limit as provisioned.
+        notify_backoff: Backoff {
+            base_s: 1,
+            max_s: 3,
+            max_receives: vigie_aws::provision::MAX_RECEIVE_COUNT,
+        },
+    };
+    let _runtime = vigie_local::LocalRuntime::start_with(
+        &ports,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        &options,
+    )
+    .await
+    .expect("runtime");
+
+    let good = WebhookSink::start(SECRET, 200).await.expect("sink");
+    let down = WebhookSink::start(SECRET, 503).await.expect("sink");
+    let other_tenant = WebhookSink::start(SECRET, 200).await.expect("sink");
+    let on = |tenant: &str, mut c: NotificationChannel| {
+        c.tenant_id = vigie_domain::ids::TenantId::parse(tenant).expect("id");
+        c
+    };
+    let mail = |id: &str, from: &str| NotificationChannel {
+        id: ChannelId::parse(id).expect("id"),
+        tenant_id: vigie_domain::ids::TenantId::parse("msp-dead").expect("id"),
+        name: id.to_owned(),
+        kind: ChannelKind::Email {
+            to: vec!["oncall@msp-dead.example".into()],
+            from: from.to_owned(),
+        },
+        filter: ChannelFilter::default(),
+    };
+    for c in [
+        on("msp-dead", webhook("good", good.url(), Severity::Info)),
+        on("msp-dead", webhook("down", down.url(), Severity::Info)),
+        on(
+            "msp-other",
+            webhook("theirs", other_tenant.url(), Severity::Info),
+        ),
+        // Saving an e-mail channel makes its sender an SES identity.
+        mail("mail", "alerts@msp-dead.example"),
+    ] {
+        c.validate().expect("valid");
+        ports.save_channel(&c).await.expect("channel");
+    }
+    // A channel whose sender never became an identity: SES refuses it, for good.
+    ports
+        .channels()
+        .put(&mail("mail-unverified", "nobody@unverified.example"))
+        .await
+        .expect("channel");
+
+    let dead_event = event_for("msp-dead", 1);
+    ports
+        .alerts_topic()
+        .publish(&dead_event)
+        .await
+        .expect("publish");
+    ports
+        .alerts_topic()
+        .publish(&event_for("msp-other", 2))
+        .await
+        .expect("publish");
+
+    // Everyone else is served at once, whatever the dead receiver does.
+    assert_eq!(wait_for(&good, 1, 15).await.len(), 1);
+    assert_eq!(wait_for(&other_tenant, 1, 15).await.len(), 1);
+    let deliveries = ports.deliveries();
+    let record = |channel: &'static str| {
+        let deliveries = deliveries.clone();
+        let tenant = dead_event.tenant_id.clone();
+        let event_id = dead_event.event_id.clone();
+        async move {
+            deliveries
+                .get(&tenant, &event_id, channel)
+                .await
+                .expect("read")
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while record("mail").await.is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        record("mail")
+            .await
+            .map(|(status, attempts, _)| (status, attempts)),
+        Some(("delivered".to_owned(), 1)),
+        "e-mail sent through SES"
+    );
+    assert_eq!(
+        record("mail-unverified").await.map(|(status, _, _)| status),
+        Some("failed".to_owned()),
+        "SES refuses an unverified sender, and that is not retried"
+    );
+
+    // The dead receiver: tried once per receive, with growing gaps, until the redrive limit.
+    let tries = wait_for(&down, 5, 40).await;
+    assert_eq!(tries.len(), 5, "one try per receive, five receives");
+    let gaps: Vec<i64> = tries
+        .windows(2)
+        .map(|w| w[1].received_ms - w[0].received_ms)
+        .collect();
+    assert!(
+        gaps[0] >= 900 && gaps[1] >= 1900 && gaps[3] >= 2900,
+        "backoff 1 s, 2 s, 3 s (capped): {gaps:?}"
+    );
+    // Then the event goes to the notify DLQ, recorded as exhausted.
+    let sqs = &ports.clients().sqs;
+    let mut dead_lettered = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dead_lettered.is_empty() && Instant::now() < deadline {
+        let got = sqs
+            .receive_message()
+            .queue_url(&provisioned.notify_dlq_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        dead_lettered.extend(
+            got.messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_owned)),
+        );
+    }
+    assert_eq!(dead_lettered.len(), 1, "{dead_lettered:?}");
+    assert!(dead_lettered[0].contains(&dead_event.event_id));
+    let (status, attempts, code) = record("down").await.expect("record");
+    assert_eq!(
+        (status.as_str(), attempts, code),
+        ("exhausted", 5, Some(503))
+    );
+    // Nobody heard the event twice in all those retries.
+    assert_eq!(good.received().len(), 1);
+    assert_eq!(down.received().len(), 5);
 }

@@ -74,7 +74,7 @@ async fn the_agents_telemetry_opens_then_resolves_an_alert_end_to_end() {
         },
         filter: ChannelFilter::default(),
     };
-    stack.ports.channels().put(&channel).await.expect("channel");
+    stack.ports.save_channel(&channel).await.expect("channel");
     let mut seen = 0;
     let state = state_dir("pipeline");
     let device = enroll(&stack, &state).await;

@@ -12,12 +12,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use vigie_aws::adapters::AwsPorts;
 use vigie_aws::aws_sdk_dynamodb::types::{
     AttributeValue, BillingMode, ConditionCheck, Put, TimeToLiveStatus, TransactWriteItem,
 };
 use vigie_aws::aws_sdk_s3::primitives::ByteStream;
 use vigie_aws::aws_sdk_s3::types::{BucketVersioningStatus, ChecksumAlgorithm, ObjectLockMode};
-use vigie_aws::aws_sdk_sns::types::MessageAttributeValue as SnsAttribute;
 use vigie_aws::aws_sdk_sqs::types::{
     Message, MessageAttributeValue as SqsAttribute, MessageSystemAttributeName, QueueAttributeName,
 };
@@ -25,6 +25,11 @@ use vigie_aws::config::AwsClients;
 use vigie_aws::provision::{
     self, DLQ_RETENTION_SECS, GSI1, MAX_RECEIVE_COUNT, ProvisionOptions, TTL_ATTRIBUTE,
 };
+use vigie_domain::alert::{AlertEvent, AlertEventKind, Severity};
+use vigie_domain::fixtures::event as fixture_event;
+use vigie_domain::ids::{ClientId, TenantId};
+use vigie_domain::notification::{ChannelFilter, ChannelId, ChannelKind, NotificationChannel};
+use vigie_domain::ports::AlertPublisher;
 use vigie_tests::provisioned;
 
 fn s(value: &str) -> AttributeValue {
@@ -182,35 +187,63 @@ async fn provisioning_twice_changes_nothing_and_configures_every_resource() -> R
             .is_some_and(|p| p.contains(&first.notify_dlq_arn)),
         "notify redrive {notify:?}"
     );
-    let policy = notify
-        .get(&QueueAttributeName::Policy)
-        .context("no queue policy")?;
-    ensure!(policy.contains(&first.alerts_topic_arn), "policy {policy}");
+    // The tenants' topics (whatever their tenant) may send to the notify and events queues.
+    ensure!(
+        first.alerts_topics_pattern.starts_with("arn:aws:sns:")
+            && first
+                .alerts_topics_pattern
+                .ends_with(&format!("{}*", names.alerts_topic_prefix())),
+        "{}",
+        first.alerts_topics_pattern
+    );
+    for url in [&first.notify_queue_url, &first.events_queue_url] {
+        let attributes = queue_attributes(&clients, url).await?;
+        let policy = attributes
+            .get(&QueueAttributeName::Policy)
+            .context("no queue policy")?;
+        ensure!(
+            policy.contains(&first.alerts_topics_pattern) && policy.contains("ArnLike"),
+            "policy {policy}"
+        );
+    }
 
-    // SNS: exactly one raw subscription of the notify queue.
+    // SNS: a tenant's topic gets the events queue unfiltered and the notify queue filtered
+    // (with no channel yet: nothing passes); syncing again changes nothing.
+    let ports = AwsPorts::connect(clients.clone(), names.clone()).await?;
+    let tenant = TenantId::parse("msp-provisioned")?;
+    let topic = ports.tenant_topics().sync(&tenant).await?;
+    ensure!(
+        topic == ports.tenant_topics().sync(&tenant).await?,
+        "not idempotent"
+    );
+    ensure!(topic.topic_arn == ports.tenant_topics().topic_arn(&tenant));
     let subscriptions = clients
         .sns
         .list_subscriptions_by_topic()
-        .topic_arn(&first.alerts_topic_arn)
+        .topic_arn(&topic.topic_arn)
         .send()
         .await?;
     ensure!(
-        subscriptions.subscriptions().len() == 1,
+        subscriptions.subscriptions().len() == 2,
         "{subscriptions:?}"
     );
-    let subscription = clients
-        .sns
-        .get_subscription_attributes()
-        .subscription_arn(&first.alerts_subscription_arn)
-        .send()
-        .await?;
-    ensure!(
-        subscription
-            .attributes()
-            .and_then(|a| a.get("RawMessageDelivery"))
-            .map(String::as_str)
-            == Some("true")
-    );
+    for (arn, filtered) in [
+        (&topic.events_subscription_arn, false),
+        (&topic.notify_subscription_arn, true),
+    ] {
+        let subscription = clients
+            .sns
+            .get_subscription_attributes()
+            .subscription_arn(arn)
+            .send()
+            .await?;
+        let attributes = subscription.attributes().context("no attributes")?;
+        ensure!(attributes.get("RawMessageDelivery").map(String::as_str) == Some("true"));
+        ensure!(
+            attributes.contains_key("FilterPolicy") == filtered,
+            "{attributes:?}"
+        );
+    }
 
     // S3: versioning everywhere, COMPLIANCE default retention on the audit bucket.
     for bucket in [
@@ -246,6 +279,16 @@ async fn provisioning_twice_changes_nothing_and_configures_every_resource() -> R
     // Teardown removes everything (the audit bucket too, as it holds no object).
     let failures = provision::teardown(&clients, &names).await;
     ensure!(failures == 0, "{failures} teardown steps failed");
+    ensure!(
+        clients
+            .sns
+            .get_topic_attributes()
+            .topic_arn(&topic.topic_arn)
+            .send()
+            .await
+            .is_err(),
+        "the tenant topic survived teardown"
+    );
     ensure!(
         clients
             .dynamodb
@@ -372,74 +415,103 @@ async fn message_received_too_often_moves_to_the_dead_letter_queue() -> Result<(
     Ok(())
 }
 
+/// What a queue received: (event kind, severity, client) of each alert event, sorted.
+async fn received_events(clients: &AwsClients, url: &str) -> Result<Vec<(String, String, String)>> {
+    let mut out = Vec::new();
+    loop {
+        let got = receive(clients, url, 1, None).await?;
+        if got.is_empty() {
+            break;
+        }
+        for m in &got {
+            let e: AlertEvent = serde_json::from_str(m.body().context("no body")?)?;
+            ensure!(
+                string_attribute(m, "tenant_id") == Some(e.tenant_id.as_str()),
+                "raw delivery keeps the attributes: {m:?}"
+            );
+            out.push((
+                e.kind.as_str().to_owned(),
+                e.severity.as_str().to_owned(),
+                e.client_id.to_string(),
+            ));
+            clients
+                .sqs
+                .delete_message()
+                .queue_url(url)
+                .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                .send()
+                .await?;
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alerts_reach_the_notify_queue_raw_and_filter_policies_filter() -> Result<()> {
+async fn each_tenant_topic_filters_the_notify_queue_on_the_tenants_channels() -> Result<()> {
     let (clients, names, provisioned) = provisioned("fanout").await;
-    let topic = &provisioned.alerts_topic_arn;
+    let ports = AwsPorts::connect(clients.clone(), names.clone()).await?;
+    let acme = TenantId::parse("msp-with-channels")?;
+    let quiet = TenantId::parse("msp-without-channels")?;
+    // Two channels: critical alerts of client "acme", critical alerts of client "globex".
+    let channel = |id: &str, min_severity, client: &str| NotificationChannel {
+        id: ChannelId::parse(id).expect("id"),
+        tenant_id: acme.clone(),
+        name: id.to_owned(),
+        kind: ChannelKind::Slack {
+            webhook_url: "https://hooks.slack.com/services/T0/B0/x".into(),
+        },
+        filter: ChannelFilter {
+            min_severity,
+            clients: vec![ClientId::parse(client).expect("id")],
+            ..ChannelFilter::default()
+        },
+    };
+    ports
+        .save_channel(&channel("acme-pager", Severity::Critical, "acme"))
+        .await?;
+    ports
+        .save_channel(&channel("globex-pager", Severity::Critical, "globex"))
+        .await?;
 
-    // A second subscriber that only wants critical alerts.
-    let critical_name = format!("{}-critical", names.prefix());
-    let (critical_url, critical_arn) =
-        provision::ensure_queue(&clients.sqs, &critical_name, HashMap::new()).await?;
-    provision::allow_topic_to_send(
-        &clients.sqs,
-        &critical_name,
-        &critical_url,
-        &critical_arn,
-        &[topic],
-    )
-    .await?;
-    let filter = HashMap::from([
-        ("RawMessageDelivery".to_owned(), "true".to_owned()),
-        (
-            "FilterPolicy".to_owned(),
-            r#"{"severity":["critical"]}"#.to_owned(),
-        ),
-    ]);
-    let first =
-        provision::ensure_sqs_subscription(&clients.sns, topic, &critical_arn, &filter).await?;
-    let again =
-        provision::ensure_sqs_subscription(&clients.sns, topic, &critical_arn, &filter).await?;
-    ensure!(first == again, "subscribed twice");
-
-    for (message, severity) in [
-        (r#"{"alert":"disk low"}"#, "warning"),
-        (r#"{"alert":"server down"}"#, "critical"),
-    ] {
-        let attribute = SnsAttribute::builder()
-            .data_type("String")
-            .string_value(severity)
-            .build()?;
-        clients
-            .sns
-            .publish()
-            .topic_arn(topic)
-            .message(message)
-            .message_attributes("severity", attribute)
-            .send()
-            .await?;
+    let event = |tenant: &TenantId, client: &str, severity, n: u32| {
+        let mut e = fixture_event(AlertEventKind::Opened);
+        e.tenant_id = tenant.clone();
+        e.client_id = ClientId::parse(client).expect("id");
+        e.severity = severity;
+        e.event_id = format!("evt-{tenant}-{n}");
+        e
+    };
+    let published = [
+        event(&acme, "acme", Severity::Warning, 1), // nobody wants it
+        event(&acme, "acme", Severity::Critical, 2), // acme-pager
+        event(&acme, "globex", Severity::Critical, 3), // globex-pager
+        event(&acme, "initech", Severity::Critical, 4), // nobody
+        event(&quiet, "acme", Severity::Critical, 5), // a tenant without channels: nobody
+    ];
+    // The quiet tenant has no topic yet: its first publish creates it.
+    for e in &published {
+        ports.alerts_topic().publish(e).await?;
     }
 
-    let notify = receive(&clients, &provisioned.notify_queue_url, 1, None).await?;
-    let mut notify_bodies = bodies(&notify);
-    notify_bodies.sort_unstable();
+    let opened = |severity: &str, client: &str| {
+        ("opened".to_owned(), severity.to_owned(), client.to_owned())
+    };
+    let notify = received_events(&clients, &provisioned.notify_queue_url).await?;
     ensure!(
-        notify_bodies == [r#"{"alert":"disk low"}"#, r#"{"alert":"server down"}"#],
-        "raw delivery: {notify_bodies:?}"
+        notify == [opened("critical", "acme"), opened("critical", "globex")],
+        "the notify queue got {notify:?}"
     );
-    ensure!(
-        notify
-            .iter()
-            .any(|m| string_attribute(m, "severity") == Some("critical")),
-        "attributes lost: {notify:?}"
-    );
+    let all = received_events(&clients, &provisioned.events_queue_url).await?;
+    ensure!(all.len() == published.len(), "the events queue got {all:?}");
 
-    let critical = receive(&clients, &critical_url, 1, None).await?;
-    ensure!(
-        bodies(&critical) == [r#"{"alert":"server down"}"#],
-        "{:?}",
-        bodies(&critical)
-    );
+    // A third channel taking everything widens the filter at once.
+    let mut everything = channel("all", Severity::Info, "acme");
+    everything.filter.clients.clear();
+    ports.save_channel(&everything).await?;
+    ports.alerts_topic().publish(&published[0]).await?;
+    let notify = received_events(&clients, &provisioned.notify_queue_url).await?;
+    ensure!(notify == [opened("warning", "acme")], "{notify:?}");
     Ok(())
 }
 

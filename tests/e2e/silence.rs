@@ -39,8 +39,7 @@ async fn a_silent_device_goes_down_and_comes_back() {
     let sink = WebhookSink::start(SECRET, 200).await.expect("sink");
     stack
         .ports
-        .channels()
-        .put(&NotificationChannel {
+        .save_channel(&NotificationChannel {
             id: ChannelId::parse("noc").expect("id"),
             tenant_id: tenant.clone(),
             name: "NOC".into(),

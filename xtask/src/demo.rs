@@ -124,11 +124,11 @@ pub async fn setup(endpoint: &str, prefix: &str) -> anyhow::Result<DemoStack> {
     let names = ResourceNames::new(prefix);
     let provisioned = provision(&clients, &names).await.context("provisioning")?;
     say(&format!(
-        "provisioned table {}, queues {} (+DLQ) and {} (+DLQ), topic {}, buckets {}, {}, {} (Object Lock)",
+        "provisioned table {}, queues {} (+DLQ), {} (+DLQ) and {}, buckets {}, {}, {} (Object Lock)",
         provisioned.table_name,
         names.telemetry_queue(),
         names.notify_queue(),
-        names.alerts_topic(),
+        names.events_queue(),
         provisioned.reports_bucket,
         provisioned.spill_bucket,
         provisioned.audit_bucket,
@@ -291,7 +291,7 @@ async fn watch(
         filter: ChannelFilter::default(),
     };
     channel.validate()?;
-    ports.channels().put(&channel).await?;
+    ports.save_channel(&channel).await?;
     mark(format!(
         "webhook receiver listening at {} (channel demo-webhook, HMAC-signed)",
         sink.url()

@@ -324,7 +324,7 @@ async fn seed(
         filter: ChannelFilter::default(),
     };
     channel.validate()?;
-    ports.channels().put(&channel).await?;
+    ports.save_channel(&channel).await?;
     let warning = Level {
         threshold: 50.0,
         for_s: 0,

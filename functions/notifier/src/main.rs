@@ -21,8 +21,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let notifier = Notifier::new(
         ports.channels(),
         ports.deliveries(),
-        ports.notify_dead_letters(),
+        ports.notify_queue(),
         SystemClock,
+        ports.mailer(),
         &console,
         Duration::from_secs(5),
     );

@@ -5,6 +5,11 @@
 //! twice — SNS and SQS both deliver at least once — reaches each channel once. Channels are
 //! independent: one that is down is retried (the message goes back to the queue, and only the
 //! channels not yet delivered are tried again) while the others get theirs now.
+//!
+//! Retries back off: a failed message is made invisible for `base × 2^(receives − 1)` (capped),
+//! through [`RetryQueue`]. On the queue's last receive (its redrive limit) the channels still
+//! failing are recorded `exhausted` and the message goes on to the dead-letter queue; a redrive
+//! from there tries them again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +21,8 @@ use vigie_domain::clock::Clock;
 use vigie_domain::ids::TenantId;
 use vigie_domain::notification::NotificationChannel;
 use vigie_domain::ports::{
-    ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, StoreError,
+    ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, MailError, Mailer,
+    OutgoingEmail, RetryQueue, StoreError,
 };
 use vigie_edge::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
@@ -28,6 +34,36 @@ const CLAIM_LEASE_MS: i64 = 60_000;
 /// How long channels stay cached in a warm function.
 pub const CHANNEL_TTL: Duration = Duration::from_secs(30);
 
+/// How failed messages back off, and when they give up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay after the first failed receive.
+    pub base_s: u32,
+    /// Longest delay.
+    pub max_s: u32,
+    /// The queue's redrive limit: the receive after which SQS dead-letters the message.
+    pub max_receives: u32,
+}
+
+impl Default for Backoff {
+    /// 30 s, 60 s, 120 s, 240 s, then the dead-letter queue (five receives).
+    fn default() -> Self {
+        Self {
+            base_s: 30,
+            max_s: 900,
+            max_receives: vigie_aws::provision::MAX_RECEIVE_COUNT,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after the `receives`-th failed receive.
+    pub fn delay_s(&self, receives: u32) -> u32 {
+        let doublings = receives.saturating_sub(1).min(20);
+        self.base_s.saturating_mul(1 << doublings).min(self.max_s)
+    }
+}
+
 /// What became of one event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventOutcome {
@@ -37,11 +73,13 @@ pub struct EventOutcome {
 }
 
 /// The notifier over its ports.
-pub struct Notifier<C, L, D, K> {
+pub struct Notifier<C, L, Q, K, M> {
     channels: C,
     log: L,
-    dead: D,
+    queue: Q,
     clock: K,
+    mailer: M,
+    backoff: Backoff,
     console_base: String,
     timeout: Duration,
     channel_ttl: Duration,
@@ -51,31 +89,42 @@ pub struct Notifier<C, L, D, K> {
 /// A tenant's channels and when they were read.
 type CachedChannels = (Instant, Arc<Vec<NotificationChannel>>);
 
-impl<C, L, D, K> Notifier<C, L, D, K>
+impl<C, L, Q, K, M> Notifier<C, L, Q, K, M>
 where
     C: ChannelStore,
     L: DeliveryLog,
-    D: DeadLetters,
+    Q: DeadLetters + RetryQueue,
     K: Clock,
+    M: Mailer,
 {
+    /// `queue` is the notify queue (retries) with its dead-letter queue (poison messages).
     pub fn new(
         channels: C,
         log: L,
-        dead: D,
+        queue: Q,
         clock: K,
+        mailer: M,
         console_base: &str,
         timeout: Duration,
     ) -> Self {
         Self {
             channels,
             log,
-            dead,
+            queue,
             clock,
+            mailer,
+            backoff: Backoff::default(),
             console_base: console_base.to_owned(),
             timeout,
             channel_ttl: CHANNEL_TTL,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How retries back off (default [`Backoff::default`]).
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
     }
 
     /// How long channels stay cached (default [`CHANNEL_TTL`]).
@@ -112,16 +161,30 @@ where
                     Err(e) => {
                         let reason = format!("not an alert event: {e}");
                         warn!(reason = %reason, "poison message sent to the dead-letter queue");
-                        return self.dead.dead_letter(&record.body, &reason).await.is_err();
+                        return self.queue.dead_letter(&record.body, &reason).await.is_err();
                     }
                 };
-                match self.notify(&event).await {
+                let receives = record
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap_or(1);
+                let last = receives >= self.backoff.max_receives;
+                let retry = match self.notify_attempt(&event, last).await {
                     Ok(outcome) => !outcome.retrying.is_empty(),
                     Err(e) => {
                         error!(error = %e, event_id = %event.event_id, "notification failed; retrying later");
                         true
                     }
+                };
+                if retry {
+                    // The last receive moves on to the dead-letter queue at once.
+                    let delay = if last { 0 } else { self.backoff.delay_s(receives) };
+                    if let Err(e) = self.queue.retry_after(&record.receipt_handle, delay).await {
+                        warn!(error = %e, "could not set the retry delay; the queue's default applies");
+                    }
                 }
+                retry
             }
             .instrument(span)
             .await;
@@ -138,6 +201,15 @@ where
 
     /// Delivers one event to every channel of its tenant that accepts it.
     pub async fn notify(&self, event: &AlertEvent) -> Result<EventOutcome, StoreError> {
+        self.notify_attempt(event, false).await
+    }
+
+    /// [`Self::notify`]; on the `last` attempt, channels still failing are `exhausted`.
+    async fn notify_attempt(
+        &self,
+        event: &AlertEvent,
+        last: bool,
+    ) -> Result<EventOutcome, StoreError> {
         let channels = self.channels_of(&event.tenant_id).await?;
         let mut outcome = EventOutcome::default();
         for channel in channels.iter().filter(|c| c.accepts(event)) {
@@ -154,7 +226,14 @@ where
                     continue;
                 }
                 Claim::Claimed { attempt } => {
-                    let record = self.attempt(channel, event, now / 1000).await;
+                    let mut record = self.attempt(channel, event, now / 1000).await;
+                    if last && record.status == "retrying" {
+                        record.status = "exhausted";
+                        record.detail = format!(
+                            "gave up after {attempt} attempts, the event goes to the dead-letter queue; last: {}",
+                            record.detail
+                        );
+                    }
                     info!(
                         event = "delivery",
                         tenant_id = %event.tenant_id,
@@ -178,6 +257,7 @@ where
                     match record.status {
                         "delivered" => outcome.delivered.push(id),
                         "failed" => outcome.failed.push(id),
+                        // Still reported for retry, so SQS moves the message to the DLQ.
                         _ => outcome.retrying.push(id),
                     }
                 }
@@ -213,12 +293,32 @@ where
                     },
                 }
             }
-            // E-mail goes through SES, not built yet: recorded, never silently dropped.
-            Notification::Email(_) => DeliveryRecord {
-                status: "failed",
-                response_code: None,
-                detail: "e-mail delivery through SES is not available yet".into(),
-            },
+            Notification::Email(email) => {
+                let outgoing = OutgoingEmail {
+                    from: email.from,
+                    to: email.to,
+                    subject: email.content.subject,
+                    text: email.content.text,
+                    html: email.content.html,
+                };
+                match self.mailer.send(&outgoing).await {
+                    Ok(message_id) => DeliveryRecord {
+                        status: "delivered",
+                        response_code: None,
+                        detail: format!("sent, message id {message_id}"),
+                    },
+                    Err(MailError::Refused(why)) => DeliveryRecord {
+                        status: "failed",
+                        response_code: None,
+                        detail: format!("e-mail refused: {why}"),
+                    },
+                    Err(MailError::Unavailable(why)) => DeliveryRecord {
+                        status: "retrying",
+                        response_code: None,
+                        detail: format!("e-mail not sent yet: {why}"),
+                    },
+                }
+            }
         }
     }
 }

@@ -2,15 +2,20 @@
 
 use vigie_domain::ports::StoreError;
 
-use crate::alerts_topic::SnsAlertsTopic;
+use aws_sdk_sqs::types::QueueAttributeName;
+use vigie_domain::notification::NotificationChannel;
+
+use crate::alerts_topic::{SnsAlertsTopic, TenantTopics};
 use crate::config::{AwsClients, sdk_config};
 use crate::devices::DynamoDevices;
 use crate::directory::DynamoDirectory;
+use crate::email::SesMailer;
 use crate::enrollment::DynamoEnrollment;
 use crate::evaluation::DynamoEvaluation;
 use crate::item::unavailable;
-use crate::notifications::{DynamoChannels, DynamoDeliveryLog, SqsDeadLetters};
+use crate::notifications::{DynamoChannels, DynamoDeliveryLog, SqsConsumedQueue};
 use crate::policies::DynamoPolicies;
+use crate::provision::sns_arn_prefix;
 use crate::resources::ResourceNames;
 use crate::telemetry_queue::SqsTelemetryQueue;
 
@@ -26,7 +31,10 @@ pub struct AwsPorts {
     telemetry_dlq_url: String,
     notify_queue_url: String,
     notify_dlq_url: String,
-    alerts_topic_arn: String,
+    notify_queue_arn: String,
+    events_queue_arn: String,
+    /// `arn:aws:sns:<region>:<account>:`
+    sns_arn_prefix: String,
 }
 
 impl AwsPorts {
@@ -38,8 +46,8 @@ impl AwsPorts {
         Self::connect(clients, ResourceNames::new(&prefix)).await
     }
 
-    /// Over given clients and names; looks up queue URLs and the topic ARN once (cold start).
-    /// `VIGIE_ALERTS_TOPIC_ARN` spares the topic lookup where it is known (AWS template).
+    /// Over given clients and names; looks up queue URLs and the region and account once
+    /// (cold start).
     pub async fn connect(clients: AwsClients, names: ResourceNames) -> Result<Self, StoreError> {
         let url = |name: String| {
             let sqs = clients.sqs.clone();
@@ -57,19 +65,26 @@ impl AwsPorts {
         let telemetry_dlq_url = url(names.telemetry_dlq()).await?;
         let notify_queue_url = url(names.notify_queue()).await?;
         let notify_dlq_url = url(names.notify_dlq()).await?;
-        let alerts_topic_arn = match std::env::var("VIGIE_ALERTS_TOPIC_ARN") {
-            Ok(arn) if !arn.is_empty() => arn,
-            // CreateTopic is idempotent and answers the ARN of an existing topic.
-            _ => clients
-                .sns
-                .create_topic()
-                .name(names.alerts_topic())
-                .send()
-                .await
-                .map_err(unavailable)?
-                .topic_arn
-                .unwrap_or_default(),
-        };
+        // Region and account, for the ARNs of the tenants' topics and of the queues.
+        let notify_queue_arn = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&notify_queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .unwrap_or_default();
+        let sns_arn_prefix = sns_arn_prefix(&notify_queue_arn).ok_or_else(|| {
+            StoreError::Unavailable(format!("unexpected queue ARN {notify_queue_arn:?}"))
+        })?;
+        let events_queue_arn = format!(
+            "{}{}",
+            notify_queue_arn.trim_end_matches(&names.notify_queue()),
+            names.events_queue()
+        );
         Ok(Self {
             clients,
             names,
@@ -77,7 +92,9 @@ impl AwsPorts {
             telemetry_dlq_url,
             notify_queue_url,
             notify_dlq_url,
-            alerts_topic_arn,
+            notify_queue_arn,
+            events_queue_arn,
+            sns_arn_prefix,
         })
     }
 
@@ -134,11 +151,34 @@ impl AwsPorts {
         }
     }
 
+    /// Publishes alert events to their tenant's topic.
     pub fn alerts_topic(&self) -> SnsAlertsTopic {
         SnsAlertsTopic {
-            sns: self.clients.sns.clone(),
-            topic_arn: self.alerts_topic_arn.clone(),
+            topics: self.tenant_topics(),
         }
+    }
+
+    /// The tenants' topics and their subscriptions.
+    pub fn tenant_topics(&self) -> TenantTopics {
+        TenantTopics {
+            sns: self.clients.sns.clone(),
+            names: self.names.clone(),
+            sns_arn_prefix: self.sns_arn_prefix.clone(),
+            notify_queue_arn: self.notify_queue_arn.clone(),
+            events_queue_arn: self.events_queue_arn.clone(),
+            channels: self.channels(),
+        }
+    }
+
+    /// Stores a (validated) channel and brings its tenant's notify filter to the channels. An
+    /// e-mail channel's sender becomes an SES identity (on AWS, verified by its owner).
+    pub async fn save_channel(&self, channel: &NotificationChannel) -> Result<(), StoreError> {
+        if let vigie_domain::notification::ChannelKind::Email { from, .. } = &channel.kind {
+            self.mailer().ensure_sender(from).await?;
+        }
+        self.channels().put(channel).await?;
+        self.tenant_topics().sync(&channel.tenant_id).await?;
+        Ok(())
     }
 
     pub fn heartbeats(&self) -> crate::heartbeats::DynamoHeartbeats {
@@ -162,11 +202,30 @@ impl AwsPorts {
         }
     }
 
-    pub fn notify_dead_letters(&self) -> SqsDeadLetters {
-        SqsDeadLetters {
+    /// The notify queue as its consumer sees it: retry delays and the dead-letter queue.
+    pub fn notify_queue(&self) -> SqsConsumedQueue {
+        SqsConsumedQueue {
             sqs: self.clients.sqs.clone(),
-            url: self.notify_dlq_url.clone(),
+            url: self.notify_queue_url.clone(),
+            dlq_url: self.notify_dlq_url.clone(),
         }
+    }
+
+    pub fn mailer(&self) -> SesMailer {
+        SesMailer {
+            ses: self.clients.ses.clone(),
+        }
+    }
+
+    pub fn notify_dlq_url(&self) -> &str {
+        &self.notify_dlq_url
+    }
+
+    pub fn events_queue_url(&self) -> String {
+        self.notify_queue_url
+            .trim_end_matches(&self.names.notify_queue())
+            .to_owned()
+            + &self.names.events_queue()
     }
 
     pub fn notify_queue_url(&self) -> &str {

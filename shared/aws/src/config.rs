@@ -45,6 +45,7 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     pub sns: aws_sdk_sns::Client,
     pub s3: aws_sdk_s3::Client,
+    pub ses: aws_sdk_sesv2::Client,
 }
 
 impl AwsClients {
@@ -59,6 +60,7 @@ impl AwsClients {
             sqs: aws_sdk_sqs::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
+            ses: aws_sdk_sesv2::Client::new(config),
         }
     }
 
@@ -86,6 +88,11 @@ impl AwsClients {
                     .build(),
             ),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
+            ses: aws_sdk_sesv2::Client::from_conf(
+                aws_sdk_sesv2::config::Builder::from(config)
+                    .interceptor(counter.clone())
+                    .build(),
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod alerts_topic;
 pub mod config;
 pub mod devices;
 pub mod directory;
+pub mod email;
 pub mod enrollment;
 pub mod evaluation;
 pub mod heartbeats;
@@ -19,5 +20,6 @@ pub mod telemetry_queue;
 
 pub use aws_sdk_dynamodb;
 pub use aws_sdk_s3;
+pub use aws_sdk_sesv2;
 pub use aws_sdk_sns;
 pub use aws_sdk_sqs;

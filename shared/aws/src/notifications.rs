@@ -6,7 +6,7 @@ use vigie_domain::ids::TenantId;
 use vigie_domain::keys::TenantKeys;
 use vigie_domain::notification::NotificationChannel;
 use vigie_domain::ports::{
-    ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, StoreError,
+    ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, RetryQueue, StoreError,
 };
 
 use crate::item::{ItemExt, document_item, key_of, list_documents, put_item, unavailable};
@@ -158,14 +158,31 @@ impl DeliveryLog for DynamoDeliveryLog {
     }
 }
 
-/// A standard dead-letter queue that takes poison messages with their reason.
+/// A consumed standard queue: failed messages come back after a delay of our choosing, and
+/// poison messages go to its dead-letter queue with their reason.
 #[derive(Debug, Clone)]
-pub struct SqsDeadLetters {
+pub struct SqsConsumedQueue {
     pub(crate) sqs: aws_sdk_sqs::Client,
     pub(crate) url: String,
+    pub(crate) dlq_url: String,
 }
 
-impl DeadLetters for SqsDeadLetters {
+impl RetryQueue for SqsConsumedQueue {
+    async fn retry_after(&self, receipt_handle: &str, delay_s: u32) -> Result<(), StoreError> {
+        self.sqs
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            // SQS's maximum visibility timeout is 12 hours.
+            .visibility_timeout(delay_s.min(43_200) as i32)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl DeadLetters for SqsConsumedQueue {
     async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), StoreError> {
         let reason = MessageAttributeValue::builder()
             .data_type("String")
@@ -174,7 +191,7 @@ impl DeadLetters for SqsDeadLetters {
             .map_err(unavailable)?;
         self.sqs
             .send_message()
-            .queue_url(&self.url)
+            .queue_url(&self.dlq_url)
             .message_body(body)
             .message_attributes("failure_reason", reason)
             .send()

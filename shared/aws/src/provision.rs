@@ -74,9 +74,11 @@ pub struct Provisioned {
     pub notify_queue_arn: String,
     pub notify_dlq_url: String,
     pub notify_dlq_arn: String,
-    pub alerts_topic_arn: String,
-    /// The subscription of the notify queue to the alerts topic.
-    pub alerts_subscription_arn: String,
+    pub events_queue_url: String,
+    pub events_queue_arn: String,
+    /// The ARN pattern of the tenants' alerts topics (`arn:aws:sns:<region>:<account>:<prefix>-alerts-*`);
+    /// the topics themselves are created per tenant ([`crate::alerts_topic::TenantTopics`]).
+    pub alerts_topics_pattern: String,
     pub audit_bucket: String,
     pub reports_bucket: String,
     pub spill_bucket: String,
@@ -182,7 +184,8 @@ pub async fn provision(
     provision_with(clients, names, &ProvisionOptions::default()).await
 }
 
-/// Creates (or finds) the table, queues, topic, subscription and buckets of `names`.
+/// Creates (or finds) the table, queues (with the policies letting the tenants' alerts topics
+/// send to them) and buckets of `names`. Tenants' topics are created per tenant.
 pub async fn provision_with(
     clients: &AwsClients,
     names: &ResourceNames,
@@ -210,22 +213,24 @@ pub async fn provision_with(
     )
     .await?;
 
-    let alerts_topic_arn = ensure_topic(&clients.sns, &names.alerts_topic()).await?;
-    allow_topic_to_send(
-        sqs,
-        &names.notify_queue(),
-        &notify_queue_url,
-        &notify_queue_arn,
-        &[&alerts_topic_arn],
-    )
-    .await?;
-    let alerts_subscription_arn = ensure_sqs_subscription(
-        &clients.sns,
-        &alerts_topic_arn,
-        &notify_queue_arn,
-        &HashMap::from([("RawMessageDelivery".to_owned(), "true".to_owned())]),
-    )
-    .await?;
+    let (events_queue_url, events_queue_arn) =
+        ensure_queue(sqs, &names.events_queue(), events_attributes()).await?;
+    let alerts_topics_pattern = format!(
+        "{}{}*",
+        sns_arn_prefix(&notify_queue_arn).ok_or_else(|| missing(
+            ResourceKind::Queue,
+            &names.notify_queue(),
+            "GetQueueAttributes",
+            "a well-formed QueueArn"
+        ))?,
+        names.alerts_topic_prefix()
+    );
+    for (name, url, arn) in [
+        (names.notify_queue(), &notify_queue_url, &notify_queue_arn),
+        (names.events_queue(), &events_queue_url, &events_queue_arn),
+    ] {
+        allow_topics_to_send(sqs, &name, url, arn, &alerts_topics_pattern).await?;
+    }
 
     let s3 = &clients.s3;
     for bucket in [names.reports_bucket(), names.spill_bucket()] {
@@ -248,8 +253,9 @@ pub async fn provision_with(
         notify_queue_arn,
         notify_dlq_url,
         notify_dlq_arn,
-        alerts_topic_arn,
-        alerts_subscription_arn,
+        events_queue_url,
+        events_queue_arn,
+        alerts_topics_pattern,
         audit_bucket,
         reports_bucket: names.reports_bucket(),
         spill_bucket: names.spill_bucket(),
@@ -444,6 +450,30 @@ fn standard_dlq_attributes() -> QueueAttributes {
     )])
 }
 
+/// Alert events wait here for the audit writer: kept as long as SQS allows.
+fn events_attributes() -> QueueAttributes {
+    HashMap::from([(
+        QueueAttributeName::MessageRetentionPeriod,
+        DLQ_RETENTION_SECS.to_string(),
+    )])
+}
+
+/// `arn:aws:sns:<region>:<account>:` from any ARN of the same region and account (a queue's).
+pub fn sns_arn_prefix(arn: &str) -> Option<String> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some(_service), Some(region), Some(account), Some(_)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    Some(format!("arn:{partition}:sns:{region}:{account}:"))
+}
+
 fn notify_attributes(dlq_arn: &str) -> QueueAttributes {
     HashMap::from([(QueueAttributeName::RedrivePolicy, redrive_policy(dlq_arn))])
 }
@@ -525,14 +555,14 @@ async fn queue_arn(
         .ok_or_else(|| missing(ResourceKind::Queue, name, "GetQueueAttributes", "QueueArn"))
 }
 
-/// Sets the queue policy letting the given SNS topics send to the queue (replacing any other
-/// policy: provisioning owns it).
-pub async fn allow_topic_to_send(
+/// Sets the queue policy letting the SNS topics whose ARN matches `topic_arn_pattern` (`*`
+/// and `?` wildcards) send to the queue, replacing any other policy: provisioning owns it.
+pub async fn allow_topics_to_send(
     sqs: &aws_sdk_sqs::Client,
     queue_name: &str,
     queue_url: &str,
     queue_arn: &str,
-    topic_arns: &[&str],
+    topic_arn_pattern: &str,
 ) -> Result<(), ProvisionError> {
     let policy = serde_json::json!({
         "Version": "2012-10-17",
@@ -542,7 +572,7 @@ pub async fn allow_topic_to_send(
             "Principal": { "Service": "sns.amazonaws.com" },
             "Action": "sqs:SendMessage",
             "Resource": queue_arn,
-            "Condition": { "ArnEquals": { "aws:SourceArn": topic_arns } },
+            "Condition": { "ArnLike": { "aws:SourceArn": topic_arn_pattern } },
         }],
     });
     sqs.set_queue_attributes()
@@ -560,20 +590,6 @@ pub async fn allow_topic_to_send(
 
 // ---------------------------------------------------------------------------------------------
 // SNS
-
-async fn ensure_topic(sns: &aws_sdk_sns::Client, name: &str) -> Result<String, ProvisionError> {
-    // CreateTopic is idempotent: it returns the ARN of an existing topic of that name.
-    let arn = sns
-        .create_topic()
-        .name(name)
-        .send()
-        .await
-        .map_err(failed(ResourceKind::Topic, name, "CreateTopic"))?
-        .topic_arn
-        .ok_or_else(|| missing(ResourceKind::Topic, name, "CreateTopic", "TopicArn"))?;
-    debug!(topic = name, arn, "topic ready");
-    Ok(arn)
-}
 
 /// Subscribes the queue `queue_arn` to `topic_arn` once: an existing SQS subscription of that
 /// queue is kept and given `attributes` (e.g. `RawMessageDelivery`, `FilterPolicy`). Returns
@@ -759,47 +775,31 @@ pub async fn teardown(clients: &AwsClients, names: &ResourceNames) -> usize {
             .map(|error| DisplayErrorContext(error).to_string()),
     );
 
-    let topic_arn = clients
-        .sns
-        .create_topic()
-        .name(names.alerts_topic())
-        .send()
-        .await;
-    match topic_arn.map(|output| output.topic_arn) {
-        Ok(Some(arn)) => {
-            let subscriptions = clients
-                .sns
-                .list_subscriptions_by_topic()
-                .topic_arn(&arn)
-                .send()
-                .await;
-            if let Ok(page) = subscriptions {
-                for arn in page
-                    .subscriptions()
-                    .iter()
-                    .filter_map(|s| s.subscription_arn())
-                {
-                    let result = clients.sns.unsubscribe().subscription_arn(arn).send().await;
+    match tenant_topics(&clients.sns, &names.alerts_topic_prefix()).await {
+        Ok(topics) => {
+            for arn in topics {
+                for subscription in subscriptions_of(&clients.sns, &arn).await {
+                    let result = clients
+                        .sns
+                        .unsubscribe()
+                        .subscription_arn(&subscription)
+                        .send()
+                        .await;
                     note(
                         "Unsubscribe",
-                        arn,
+                        &subscription,
                         result.err().map(|e| DisplayErrorContext(e).to_string()),
                     );
                 }
+                let result = clients.sns.delete_topic().topic_arn(&arn).send().await;
+                note(
+                    "DeleteTopic",
+                    &arn,
+                    result.err().map(|e| DisplayErrorContext(e).to_string()),
+                );
             }
-            let result = clients.sns.delete_topic().topic_arn(&arn).send().await;
-            note(
-                "DeleteTopic",
-                &arn,
-                result.err().map(|e| DisplayErrorContext(e).to_string()),
-            );
         }
-        Ok(None) => {}
-        Err(error) => note(
-            "CreateTopic",
-            &names.alerts_topic(),
-            Some(DisplayErrorContext(error).to_string()),
-        ),
+        Err(error) => note("ListTopics", &names.alerts_topic_prefix(), Some(error)),
     }
 
     for queue in [
@@ -807,6 +807,7 @@ pub async fn teardown(clients: &AwsClients, names: &ResourceNames) -> usize {
         names.telemetry_dlq(),
         names.notify_queue(),
         names.notify_dlq(),
+        names.events_queue(),
     ] {
         match queue_url(&clients.sqs, &queue).await {
             Ok(url) => {
@@ -837,6 +838,54 @@ pub async fn teardown(clients: &AwsClients, names: &ResourceNames) -> usize {
         );
     }
     failures
+}
+
+/// The ARNs of the topics whose name starts with `name_prefix`.
+async fn tenant_topics(
+    sns: &aws_sdk_sns::Client,
+    name_prefix: &str,
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut next_token = None;
+    loop {
+        let page = sns
+            .list_topics()
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|error| DisplayErrorContext(error).to_string())?;
+        out.extend(
+            page.topics()
+                .iter()
+                .filter_map(|topic| topic.topic_arn())
+                .filter(|arn| {
+                    arn.rsplit(':')
+                        .next()
+                        .is_some_and(|name| name.starts_with(name_prefix))
+                })
+                .map(str::to_owned),
+        );
+        match page.next_token {
+            Some(token) if !token.is_empty() => next_token = Some(token),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// The subscription ARNs of `topic_arn` (first page: a tenant topic has two).
+async fn subscriptions_of(sns: &aws_sdk_sns::Client, topic_arn: &str) -> Vec<String> {
+    sns.list_subscriptions_by_topic()
+        .topic_arn(topic_arn)
+        .send()
+        .await
+        .map(|page| {
+            page.subscriptions()
+                .iter()
+                .filter_map(|s| s.subscription_arn())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Deletes every version and delete marker of `bucket`; stops when a pass deletes nothing

@@ -1,5 +1,7 @@
 //! Names of every AWS resource, derived from one prefix so parallel tests never collide.
 
+use vigie_domain::ids::TenantId;
+
 /// The name of every resource of one Vigie installation (one prefix).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceNames {
@@ -32,7 +34,8 @@ impl ResourceNames {
         format!("{}-telemetry-dlq.fifo", self.prefix)
     }
 
-    /// Standard queue subscribed to the alerts topic, consumed by the notifier.
+    /// Standard queue subscribed to every tenant's alerts topic (filtered on the tenant's
+    /// channels), consumed by the notifier.
     pub fn notify_queue(&self) -> String {
         format!("{}-notify", self.prefix)
     }
@@ -41,9 +44,22 @@ impl ResourceNames {
         format!("{}-notify-dlq", self.prefix)
     }
 
-    /// SNS topic every alert transition is published to.
-    pub fn alerts_topic(&self) -> String {
-        format!("{}-alerts", self.prefix)
+    /// Standard queue subscribed, unfiltered, to every tenant's alerts topic: every alert
+    /// transition, for the audit trail.
+    pub fn events_queue(&self) -> String {
+        format!("{}-alert-events", self.prefix)
+    }
+
+    /// What every tenant's alerts topic name starts with.
+    pub fn alerts_topic_prefix(&self) -> String {
+        format!("{}-alerts-", self.prefix)
+    }
+
+    /// The SNS topic a tenant's alert transitions are published to (one per tenant: SNS
+    /// allows one subscription per topic and queue, and the tenant's subscription filters on
+    /// the tenant's channels).
+    pub fn tenant_alerts_topic(&self, tenant: &TenantId) -> String {
+        format!("{}{}", self.alerts_topic_prefix(), tenant.as_str())
     }
 
     /// Immutable audit trail (versioning + Object Lock).

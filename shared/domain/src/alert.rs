@@ -31,7 +31,7 @@ impl Severity {
 }
 
 /// The ten alert families small MSPs ask for (MISSION.md), plus agent health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertFamily {
     Overheating,

@@ -264,6 +264,66 @@ impl NotificationChannel {
     }
 }
 
+/// A filter policy no message matches: tenant ids are never empty.
+fn matches_nothing() -> Value {
+    json!({ "tenant_id": [""] })
+}
+
+/// The SNS filter policy of the subscription that feeds a tenant's alert events to the
+/// notifier: exactly the events at least one of `channels` asks for.
+///
+/// SNS accepts one subscription per (topic, queue), so the channels of a tenant share one
+/// subscription of the notify queue to the tenant's topic. With no channel its policy matches
+/// nothing, so a tenant without channels costs the notifier nothing; with one it is that
+/// channel's [`NotificationChannel::sns_filter_policy`]; with several, their union as one flat
+/// policy (the lowest severity; a client, site or family list only where every channel has
+/// one). A union can let through an event no single channel wants (critical of client A and
+/// warning of client B pass "warning+ of A or B"), never fewer;
+/// [`NotificationChannel::accepts`] then decides per channel. (`$or` policies would be exact,
+/// but their complexity accounting differs between SNS and the emulators.)
+pub fn tenant_filter_policy(channels: &[NotificationChannel]) -> Value {
+    match channels {
+        [] => matches_nothing(),
+        [only] => only.sns_filter_policy(),
+        _ => union(channels),
+    }
+}
+
+/// One flat policy letting through at least everything any of `channels` accepts.
+fn union(channels: &[NotificationChannel]) -> Value {
+    let Some(first) = channels.first() else {
+        return matches_nothing();
+    };
+    let lowest = channels
+        .iter()
+        .map(|c| c.filter.min_severity)
+        .min()
+        .unwrap_or(Severity::Info);
+    // A list survives only if every channel restricts on it (else someone wants all values).
+    fn merge<T: Clone + Ord>(lists: impl Iterator<Item = Vec<T>>) -> Vec<T> {
+        let mut out = Vec::new();
+        for list in lists {
+            if list.is_empty() {
+                return Vec::new();
+            }
+            out.extend(list);
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+    let merged = NotificationChannel {
+        filter: ChannelFilter {
+            min_severity: lowest,
+            clients: merge(channels.iter().map(|c| c.filter.clients.clone())),
+            sites: merge(channels.iter().map(|c| c.filter.sites.clone())),
+            families: merge(channels.iter().map(|c| c.filter.families.clone())),
+        },
+        ..first.clone()
+    };
+    merged.sns_filter_policy()
+}
+
 fn check_url(url: &str) -> Result<(), ChannelInvalid> {
     let bad = || ChannelInvalid::BadUrl(url.to_owned());
     let (rest, loopback_only) = match url.split_once("://") {
@@ -446,6 +506,127 @@ mod tests {
                 assert_eq!(passes, ch.accepts(&e), "{kind:?} at {min_severity:?}");
             }
         }
+    }
+
+    /// SNS's matching of exact-string lists and `$or`, as far as our policies use it.
+    fn sns_matches(policy: &Value, attributes: &[(&str, String)]) -> bool {
+        let Some(keys) = policy.as_object() else {
+            return false;
+        };
+        keys.iter().all(|(key, rule)| match (key.as_str(), rule) {
+            ("$or", Value::Array(branches)) => branches.iter().any(|b| sns_matches(b, attributes)),
+            (_, Value::Array(allowed)) => attributes
+                .iter()
+                .find(|(name, _)| *name == key)
+                .is_some_and(|(_, value)| allowed.contains(&json!(value))),
+            _ => false,
+        })
+    }
+
+    fn arbitrary_channel(seed: u64) -> NotificationChannel {
+        let pick = |shift: u64, n: u64| (seed >> shift) % n;
+        let severities = [Severity::Info, Severity::Warning, Severity::Critical];
+        let clients = ["acme", "globex", "initech"];
+        let sites = ["hq", "lab"];
+        let families = [
+            AlertFamily::Resources,
+            AlertFamily::DeviceDown,
+            AlertFamily::Malware,
+        ];
+        let subset = |bits: u64, n: usize| (0..n).filter(move |i| bits & (1 << i) != 0);
+        channel(ChannelFilter {
+            min_severity: severities[pick(0, 3) as usize],
+            clients: subset(pick(2, 8), 3)
+                .map(|i| ClientId::parse(clients[i]).expect("id"))
+                .collect(),
+            sites: subset(pick(5, 4), 2)
+                .map(|i| SiteId::parse(sites[i]).expect("id"))
+                .collect(),
+            families: subset(pick(7, 8), 3).map(|i| families[i]).collect(),
+        })
+    }
+
+    fn arbitrary_event(seed: u64) -> AlertEvent {
+        let kinds = [
+            AlertEventKind::Opened,
+            AlertEventKind::SeverityRaised,
+            AlertEventKind::SeverityLowered,
+            AlertEventKind::Resolved,
+        ];
+        let mut e = event(kinds[(seed % 4) as usize]);
+        e.client_id =
+            ClientId::parse(["acme", "globex", "initech"][(seed >> 2) as usize % 3]).expect("id");
+        e.site_id = SiteId::parse(["hq", "lab"][(seed >> 4) as usize % 2]).expect("id");
+        e.family = [
+            AlertFamily::Resources,
+            AlertFamily::DeviceDown,
+            AlertFamily::Malware,
+        ][(seed >> 5) as usize % 3];
+        e
+    }
+
+    #[test]
+    fn a_tenant_without_channels_receives_nothing() {
+        let policy = tenant_filter_policy(&[]);
+        for kind in [AlertEventKind::Opened, AlertEventKind::Resolved] {
+            assert!(!sns_matches(&policy, &message_attributes(&event(kind))));
+        }
+        let one = channel(warning_and_up());
+        assert_eq!(
+            tenant_filter_policy(std::slice::from_ref(&one)),
+            one.sns_filter_policy()
+        );
+    }
+
+    proptest::proptest! {
+        /// The tenant's subscription lets through every event some channel accepts; with one
+        /// channel, exactly those; and it is a valid SNS policy (at most 150 combinations).
+        #[test]
+        fn tenant_policy_passes_what_some_channel_accepts(
+            channel_seeds in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..12),
+            event_seed in proptest::prelude::any::<u64>(),
+        ) {
+            let channels: Vec<_> = channel_seeds.iter().map(|s| arbitrary_channel(*s)).collect();
+            let e = arbitrary_event(event_seed);
+            let policy = tenant_filter_policy(&channels);
+            let passes = sns_matches(&policy, &message_attributes(&e));
+            let wanted = channels.iter().any(|c| c.accepts(&e));
+            if channels.len() < 2 {
+                proptest::prop_assert_eq!(passes, wanted, "{}", policy);
+            } else {
+                proptest::prop_assert!(passes || !wanted, "{}", policy);
+            }
+            let combinations: usize = policy
+                .as_object()
+                .map(|keys| keys.values().filter_map(Value::as_array).map(Vec::len).product())
+                .unwrap_or(0);
+            proptest::prop_assert!(combinations <= SNS_MAX_COMBINATIONS);
+        }
+    }
+
+    #[test]
+    fn several_channels_share_their_union() {
+        let scoped = |severity, client: &str, families: Vec<AlertFamily>| {
+            channel(ChannelFilter {
+                min_severity: severity,
+                clients: vec![ClientId::parse(client).expect("id")],
+                families,
+                ..ChannelFilter::default()
+            })
+        };
+        let policy = tenant_filter_policy(&[
+            scoped(Severity::Critical, "acme", vec![AlertFamily::Malware]),
+            scoped(Severity::Warning, "globex", vec![]),
+        ]);
+        // Clients listed by both channels survive; families only by one do not.
+        assert_eq!(
+            policy,
+            json!({
+                "tenant_id": ["acme-msp"],
+                "severity": ["warning", "critical"],
+                "client_id": ["acme", "globex"],
+            })
+        );
     }
 
     #[test]

@@ -184,6 +184,44 @@ pub trait IntakeSource: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// When a message that failed comes back: the queue's consumer sets it per message (SQS
+/// `ChangeMessageVisibility`), so retries back off instead of hammering a receiver that is down.
+pub trait RetryQueue: Send + Sync {
+    fn retry_after(
+        &self,
+        receipt_handle: &str,
+        delay_s: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// An e-mail ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Why an e-mail did not leave.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// Refused for good (unverified sender, bad address, message rejected): retrying won't help.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Throttled or unavailable: worth retrying.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Sends e-mail (SES in production and on the emulator).
+pub trait Mailer: Send + Sync {
+    /// Sends `email`, answering the provider's message id.
+    fn send(&self, email: &OutgoingEmail)
+    -> impl Future<Output = Result<String, MailError>> + Send;
+}
+
 /// The tenant's notification channels.
 pub trait ChannelStore: Send + Sync {
     fn channels(
@@ -206,7 +244,8 @@ pub enum Claim {
 /// How a delivery attempt ended, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
-    /// `delivered`, `retrying` or `failed`.
+    /// `delivered`, `retrying`, `exhausted` (retries used up; the message went to the
+    /// dead-letter queue, and a redrive from there tries again) or `failed` (refused for good).
     pub status: &'static str,
     pub response_code: Option<u16>,
     pub detail: String,
