@@ -364,3 +364,6 @@ impl Verifier {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests;
