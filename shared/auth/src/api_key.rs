@@ -205,3 +205,142 @@ impl ApiKeyRecord {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_750_000_000_000;
+
+    fn acme() -> ApiKeyScope {
+        ApiKeyScope::Tenant {
+            tenant_id: TenantId::parse("acme").expect("tenant"),
+        }
+    }
+
+    fn code<T: std::fmt::Debug>(result: Result<T, AuthError>) -> &'static str {
+        match result {
+            Ok(value) => panic!("expected a refusal, got {value:?}"),
+            Err(err) => err.code(),
+        }
+    }
+
+    #[test]
+    fn the_right_secret_gives_the_keys_principal() {
+        let (key, record) =
+            ApiKey::generate("PSA sync", acme(), Role::MspAdmin, NOW).expect("generate");
+        let (key_id, secret) = ApiKey::parse_presented(key.as_str()).expect("parse");
+        assert_eq!(key_id, record.key_id);
+        let principal = record.verify(secret, NOW + 1).expect("valid key");
+        assert_eq!(principal.role(), Role::MspAdmin);
+        assert_eq!(principal.tenant_id().map(TenantId::as_str), Some("acme"));
+        assert_eq!(principal.subject(), format!("apikey:{key_id}"));
+        assert_eq!(
+            principal.via(),
+            &Credential::ApiKey {
+                key_id: key_id.to_string()
+            }
+        );
+    }
+
+    #[test]
+    fn a_wrong_secret_is_unknown() {
+        let (key, record) = ApiKey::generate("x", acme(), Role::Accounting, NOW).expect("generate");
+        let (_, secret) = ApiKey::parse_presented(key.as_str()).expect("parse");
+        let mut wrong = secret.to_owned();
+        let last = if wrong.ends_with('a') { "b" } else { "a" };
+        wrong.replace_range(wrong.len() - 1.., last);
+        assert_eq!(code(record.verify(&wrong, NOW)), "api_key_unknown");
+        let (_, other) = ApiKey::generate("y", acme(), Role::Accounting, NOW).expect("generate");
+        assert_eq!(code(other.verify(secret, NOW)), "api_key_unknown");
+    }
+
+    #[test]
+    fn a_revoked_key_is_refused_from_its_revocation_on() {
+        let (key, mut record) =
+            ApiKey::generate("x", ApiKeyScope::Platform, Role::Accounting, NOW).expect("generate");
+        let (_, secret) = ApiKey::parse_presented(key.as_str()).expect("parse");
+        record.revoked_ms = Some(NOW + 1_000);
+        let principal = record.verify(secret, NOW).expect("not yet revoked");
+        assert_eq!(principal.tenant_id(), None);
+        assert_eq!(code(record.verify(secret, NOW + 1_000)), "api_key_revoked");
+        // A wrong secret on a revoked key says nothing about the revocation.
+        assert_eq!(code(record.verify("nope", NOW + 5_000)), "api_key_unknown");
+    }
+
+    #[test]
+    fn the_stored_record_never_contains_the_secret() {
+        let (key, record) = ApiKey::generate("x", acme(), Role::Accounting, NOW).expect("generate");
+        let (_, secret) = ApiKey::parse_presented(key.as_str()).expect("parse");
+        let json = serde_json::to_string(&record).expect("serialise");
+        assert!(!json.contains(secret));
+        assert!(!format!("{record:?}").contains(secret));
+        assert!(!format!("{key:?}").contains(secret));
+        assert_eq!(record.secret_sha256, secret_sha256_hex(secret));
+        assert_eq!(record.secret_sha256.len(), 64);
+        let back: ApiKeyRecord = serde_json::from_str(&json).expect("deserialise");
+        assert_eq!(back, record);
+        assert!(back.verify(secret, NOW).is_ok());
+    }
+
+    #[test]
+    fn records_serialise_in_a_stable_shape() {
+        let (_, record) =
+            ApiKey::generate("exports", acme(), Role::Accounting, NOW).expect("generate");
+        let json = serde_json::to_value(&record).expect("serialise");
+        assert_eq!(
+            json["scope"],
+            serde_json::json!({"kind": "tenant", "tenant_id": "acme"})
+        );
+        assert_eq!(json["role"], "accounting");
+        assert_eq!(json["revoked_ms"], serde_json::Value::Null);
+        let mut bad_id = json.clone();
+        bad_id["key_id"] = "ACME#1".into();
+        assert!(serde_json::from_value::<ApiKeyRecord>(bad_id).is_err());
+    }
+
+    #[test]
+    fn only_accounting_and_tenant_admin_keys_exist() {
+        for role in [Role::Technician, Role::ClientViewer, Role::PlatformOperator] {
+            assert!(matches!(
+                ApiKey::generate("x", acme(), role, NOW),
+                Err(ConfigError::BadGrant { .. })
+            ));
+        }
+        assert!(ApiKey::generate("x", ApiKeyScope::Platform, Role::MspAdmin, NOW).is_err());
+        // A record edited in storage into an impossible grant is refused at use.
+        let (key, mut record) =
+            ApiKey::generate("x", acme(), Role::Accounting, NOW).expect("generate");
+        record.role = Role::ClientViewer;
+        let (_, secret) = ApiKey::parse_presented(key.as_str()).expect("parse");
+        assert_eq!(code(record.verify(secret, NOW)), "bad_claims");
+    }
+
+    #[test]
+    fn presented_keys_are_parsed_strictly() {
+        let (key, _) = ApiKey::generate("x", acme(), Role::Accounting, NOW).expect("generate");
+        let good = key.as_str();
+        assert!(good.starts_with("vk_"));
+        assert_eq!(good.len(), 3 + 16 + 1 + 52);
+        let upper = good.to_uppercase();
+        let no_prefix = &good[3..];
+        let short = &good[..good.len() - 1];
+        let extra = format!("{good}_x");
+        for bad in [
+            "",
+            "vk_",
+            "vk__",
+            no_prefix,
+            short,
+            &upper,
+            &extra,
+            "vk_abc_def",
+        ] {
+            assert_eq!(
+                code(ApiKey::parse_presented(bad)),
+                "api_key_malformed",
+                "{bad}"
+            );
+        }
+    }
+}

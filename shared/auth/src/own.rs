@@ -221,3 +221,118 @@ fn pkcs8_der(signing: &SigningKey) -> Zeroizing<Vec<u8>> {
     der.extend_from_slice(signing.as_bytes());
     der
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use vigie_domain::clock::ManualClock;
+
+    use super::*;
+    use crate::{Role, Verifier};
+
+    const OPENSSL_PEM: &str = include_str!("testdata/ed25519_private.pem");
+    /// `openssl pkey -pubout` of that key: its raw public key, base64url.
+    const OPENSSL_X: &str = "8oP1AAqvyyhyYdB9fE8bRE6q7S-IhzOpqhCIHhoNe7w";
+
+    fn admin() -> Grant {
+        Grant::new(
+            "admin-1",
+            Role::MspAdmin,
+            vigie_domain::ids::TenantId::parse("acme").ok(),
+            None,
+            vec![],
+        )
+        .expect("grant")
+    }
+
+    #[test]
+    fn pem_round_trip_keeps_the_key_and_its_kid() {
+        let own = OwnIssuer::generate("https://auth.vigie.test", "vigie-api");
+        let pem = own.to_pkcs8_pem();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        let again =
+            OwnIssuer::from_pkcs8_pem("https://auth.vigie.test", "vigie-api", &pem).expect("load");
+        assert_eq!(again.kid(), own.kid());
+        assert_eq!(again.jwks(), own.jwks());
+        assert_ne!(OwnIssuer::generate("i", "a").kid(), own.kid());
+        assert!(OwnIssuer::from_pkcs8_pem("i", "a", "not a pem").is_err());
+    }
+
+    #[test]
+    fn openssl_keys_load_and_their_jwks_matches_openssl() {
+        let own = OwnIssuer::from_pkcs8_pem("i", "a", OPENSSL_PEM).expect("load");
+        let jwks = own.jwks();
+        let key = &jwks["keys"][0];
+        assert_eq!(key["kty"], "OKP");
+        assert_eq!(key["crv"], "Ed25519");
+        assert_eq!(key["alg"], "EdDSA");
+        assert_eq!(key["use"], "sig");
+        assert_eq!(key["x"], OPENSSL_X);
+        assert_eq!(key["kid"], own.kid());
+        // The same bytes come back out.
+        assert_eq!(own.to_pkcs8_pem().trim(), OPENSSL_PEM.trim());
+    }
+
+    #[tokio::test]
+    async fn a_verifier_built_from_the_published_jwks_accepts_minted_tokens() {
+        let own = OwnIssuer::generate("https://auth.vigie.test", "vigie-api");
+        let jwks = own.jwks();
+        let x = jwks["keys"][0]["x"].as_str().expect("x");
+        let raw: [u8; 32] = URL_SAFE_NO_PAD
+            .decode(x)
+            .expect("base64")
+            .try_into()
+            .expect("32 bytes");
+        let config = IssuerConfig::Own {
+            issuer: own.issuer().to_owned(),
+            audience: own.audience().to_owned(),
+            keys: vec![OwnKey::ed25519(own.kid(), raw).expect("key")],
+        };
+        let clock = Arc::new(ManualClock::at(1_000_000_000_000));
+        let verifier = Verifier::new(vec![config], clock).expect("config");
+        let token = own
+            .mint(&admin(), Duration::from_secs(300), 1_000_000_000)
+            .expect("mint");
+        let principal = verifier.verify(&token).await.expect("valid");
+        assert_eq!(principal.role(), Role::MspAdmin);
+        assert_eq!(principal.subject(), "admin-1");
+    }
+
+    #[test]
+    fn minted_claims_carry_the_grant_and_the_time_window() {
+        let own = OwnIssuer::generate("https://auth.vigie.test", "vigie-api");
+        let token = own
+            .mint(&admin(), Duration::from_secs(300), 1_000)
+            .expect("mint");
+        let claims: Map<String, Value> =
+            jsonwebtoken::dangerous::insecure_decode_claims(&token).expect("claims");
+        assert_eq!(claims["iss"], "https://auth.vigie.test");
+        assert_eq!(claims["aud"], "vigie-api");
+        assert_eq!(claims["sub"], "admin-1");
+        assert_eq!(claims["vigie:role"], "msp_admin");
+        assert_eq!(claims["vigie:tenant"], "acme");
+        assert_eq!(
+            (claims["iat"].as_i64(), claims["nbf"].as_i64()),
+            (Some(1_000), Some(1_000))
+        );
+        assert_eq!(claims["exp"].as_i64(), Some(1_300));
+        assert!(claims["jti"].as_str().is_some_and(|j| j.len() == 26));
+        assert!(!claims.contains_key("vigie:client"));
+    }
+
+    #[test]
+    fn invalid_public_keys_are_refused() {
+        // The y coordinate 2 is not on the curve for any sign.
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        assert!(OwnKey::ed25519("k", not_a_point).is_err());
+        assert!(
+            OwnKey::es256_pem(
+                "k",
+                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+            )
+            .is_err()
+        );
+    }
+}
