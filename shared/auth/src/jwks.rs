@@ -202,6 +202,7 @@ pub(crate) struct JwksCache {
     url: String,
     allowed: Vec<Algorithm>,
     state: Mutex<CacheState>,
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 fn duration_ms(d: Duration) -> i64 {
@@ -214,6 +215,7 @@ impl JwksCache {
             url,
             allowed,
             state: Mutex::new(CacheState::default()),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -234,18 +236,29 @@ impl JwksCache {
         policy: JwksRefreshPolicy,
         fetcher: &Arc<dyn JwksFetcher>,
     ) -> Result<DecodingKey, AuthError> {
+        let is_stale = |state: &CacheState| {
+            state
+                .fetched_ms
+                .is_none_or(|t| now_ms.saturating_sub(t) >= duration_ms(policy.max_age))
+        };
+        {
+            let state = self.lock();
+            let fresh = select_key(&state.keys, kid, alg).filter(|_| !is_stale(&state));
+            if let Some(entry) = fresh {
+                return Ok(entry.key.clone());
+            }
+        }
+        // One fetch at a time: concurrent requests wait here, then use what it brought.
+        let _refreshing = self.refreshing.lock().await;
         let (keys, may_fetch, failed) = {
             let mut state = self.lock();
-            let stale = state
-                .fetched_ms
-                .is_none_or(|t| now_ms.saturating_sub(t) >= duration_ms(policy.max_age));
+            let stale = is_stale(&state);
             let may_fetch = state
                 .last_attempt_ms
                 .is_none_or(|t| now_ms.saturating_sub(t) >= duration_ms(policy.min_interval));
             let cached = select_key(&state.keys, kid, alg).map(|e| e.key.clone());
             let wants_fetch = may_fetch && (cached.is_none() || stale);
             if wants_fetch {
-                // Claim the slot before fetching, so concurrent requests do not fetch too.
                 state.last_attempt_ms = Some(now_ms);
             }
             if let (Some(key), false) = (&cached, wants_fetch) {

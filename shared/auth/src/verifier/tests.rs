@@ -477,6 +477,25 @@ async fn oidc_unknown_kid_refetches_once_per_interval() {
 }
 
 #[tokio::test]
+async fn concurrent_first_requests_share_one_fetch() {
+    let idp = FakeIdp::serving(vec![jwk_json(&rsa_key(), Algorithm::RS256, "rsa-1")]);
+    let verifier = oidc_verifier(&idp, clock_at(T0));
+    let token = sign(
+        Algorithm::RS256,
+        Some("rsa-1"),
+        &claims(IDP_ISS),
+        &rsa_key(),
+    );
+    let (a, b, c) = tokio::join!(
+        verifier.verify(&token),
+        verifier.verify(&token),
+        verifier.verify(&token)
+    );
+    assert!(a.is_ok() && b.is_ok() && c.is_ok(), "{a:?} {b:?} {c:?}");
+    assert_eq!(idp.fetches(), 1);
+}
+
+#[tokio::test]
 async fn oidc_rotated_key_is_found_by_the_refetch() {
     let idp = FakeIdp::serving(vec![]);
     let clock = clock_at(T0);
