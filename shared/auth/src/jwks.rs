@@ -35,7 +35,7 @@ pub enum JwksFetchError {
     Body,
 }
 
-/// The real fetcher: a blocking HTTPS GET with timeouts.
+/// The real fetcher: a blocking HTTPS GET with a total timeout, no redirects, at most 256 KiB.
 pub struct HttpJwks {
     agent: ureq::Agent,
 }

@@ -293,6 +293,8 @@ impl Verifier {
     }
 
     /// Verifies a bearer token (without the `Bearer ` prefix) and returns who it identifies.
+    ///
+    /// Runs inside a Tokio runtime: fetching an OIDC key set uses `spawn_blocking`.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::MalformedToken);
