@@ -73,9 +73,18 @@ pub(crate) fn terminate(child: &mut Child) -> std::process::ExitStatus {
 }
 
 pub(crate) async fn enroll(stack: &Stack, state: &Path) -> DeviceId {
+    enroll_tagged(stack, state, Default::default()).await
+}
+
+/// Enrols the real agent with a token giving its device `tags`.
+pub(crate) async fn enroll_tagged(
+    stack: &Stack,
+    state: &Path,
+    tags: vigie_domain::device::Tags,
+) -> DeviceId {
     let p = placement("msp-field", "bakery", "shop-1");
     stack.seed(&p).await;
-    let (_, token) = stack.token(&p, 1).await;
+    let (_, token) = stack.token_tagged(&p, 1, tags).await;
     let state = state.to_path_buf();
     let url = stack.url();
     let token = token.expose().to_owned();

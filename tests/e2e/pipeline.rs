@@ -1,6 +1,7 @@
-//! The whole pipeline with the real agent: telemetry crosses a tenant's threshold, an alert
-//! opens and a signed webhook says so; the policy is relaxed, the alert resolves and the
-//! webhook says that too.
+//! The whole pipeline with the real agent: telemetry crosses a threshold the tenant set for
+//! its servers (a `role=server` policy over a quiet tenant default), an alert opens and a
+//! signed webhook says so; the policy is relaxed, the alert resolves and the webhook says that
+//! too.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
@@ -11,15 +12,16 @@ use vigie_domain::notification::{
     ChannelFilter, ChannelId, ChannelKind, NotificationChannel, WebhookSecret,
 };
 use vigie_domain::policy::{Metric, Policy, Rule, RuleId, Scope};
+use vigie_domain::ports::DeviceRegistry;
 use vigie_domain::rules::{Direction, Level, Threshold};
 use vigie_local::webhook_sink::WebhookSink;
 
-use crate::agent::{agent_binary, enroll, state_dir, terminate};
+use crate::agent::{agent_binary, enroll_tagged, state_dir, terminate};
 use crate::stack::{Stack, now_ms, placement};
 
-fn root_disk_policy(warning: f64, critical: f64) -> Policy {
+fn root_disk_policy(scope: Scope, warning: f64, critical: f64) -> Policy {
     Policy {
-        scope: Scope::Tenant,
+        scope,
         rules: vec![Rule {
             id: RuleId::parse("disk-used").expect("id"),
             family: AlertFamily::Resources,
@@ -77,12 +79,43 @@ async fn the_agents_telemetry_opens_then_resolves_an_alert_end_to_end() {
     stack.ports.save_channel(&channel).await.expect("channel");
     let mut seen = 0;
     let state = state_dir("pipeline");
-    let device = enroll(&stack, &state).await;
-    // Any filesystem above 0.01 % used crosses: every real filesystem of this machine.
-    stack
+    let servers = Scope::Tag {
+        key: "role".into(),
+        value: "server".into(),
+    };
+    let tags = [("role".to_owned(), "server".to_owned())]
+        .into_iter()
+        .collect();
+    let device = enroll_tagged(&stack, &state, tags).await;
+    let record = stack
         .ports
-        .policies()
-        .put(&tenant, &root_disk_policy(0.01, 100.0), now_ms())
+        .devices()
+        .device(&device)
+        .await
+        .expect("read")
+        .expect("device");
+    assert_eq!(
+        record.tags.get("role").map(String::as_str),
+        Some("server"),
+        "the token's tags"
+    );
+    // The tenant default is quiet; for servers, any filesystem above 0.01 % used crosses:
+    // every real filesystem of this machine.
+    let policies = stack.ports.policies();
+    policies
+        .put(
+            &tenant,
+            &root_disk_policy(Scope::Tenant, 99.0, 99.5),
+            now_ms(),
+        )
+        .await
+        .expect("policy");
+    policies
+        .put(
+            &tenant,
+            &root_disk_policy(servers.clone(), 0.01, 100.0),
+            now_ms(),
+        )
         .await
         .expect("policy");
     let mut child = Command::new(agent_binary())
@@ -139,7 +172,7 @@ async fn the_agents_telemetry_opens_then_resolves_an_alert_end_to_end() {
     stack
         .ports
         .policies()
-        .put(&tenant, &root_disk_policy(99.0, 99.5), now_ms())
+        .put(&tenant, &root_disk_policy(servers, 99.0, 99.5), now_ms())
         .await
         .expect("relax");
 

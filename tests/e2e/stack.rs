@@ -107,9 +107,20 @@ impl Stack {
 
     /// Issues and stores an enrolment token.
     pub async fn token(&self, p: &Placement, uses: u32) -> (EnrollmentToken, TokenPlaintext) {
+        self.token_tagged(p, uses, Default::default()).await
+    }
+
+    /// Issues and stores an enrolment token whose devices start with `tags`.
+    pub async fn token_tagged(
+        &self,
+        p: &Placement,
+        uses: u32,
+        tags: vigie_domain::device::Tags,
+    ) -> (EnrollmentToken, TokenPlaintext) {
         let now = now_ms();
         let (token, plain) =
             EnrollmentToken::issue(p.clone(), now, now + 3_600_000, uses, "test").expect("issue");
+        let token = token.with_tags(tags).expect("valid tags");
         self.ports
             .enrollment()
             .create(&token)

@@ -134,7 +134,7 @@ where
                 rate_window_ms: 0,
                 rate_count: 0,
                 heartbeat_slot_ms: 0,
-                tags: std::collections::BTreeMap::new(),
+                tags: token.tags.clone(),
             };
             if self.enrollment.redeem(&token, &device).await? == RedeemOutcome::Enrolled {
                 info!(

@@ -36,6 +36,7 @@ fn token_item(t: &EnrollmentToken) -> Item {
         .n("uses", t.uses)
         .b("revoked", t.revoked)
         .s("label", &t.label)
+        .string_map("tags", &t.tags)
         .n("expires_at", t.expires_ms / 1000 + EXPIRED_TOKEN_GRACE_S)
         .build()
 }
@@ -55,6 +56,7 @@ fn token_from_item(item: &Item) -> Result<EnrollmentToken, StoreError> {
         uses: item.number("uses")?,
         revoked: item.boolean("revoked")?,
         label: item.string("label")?.to_owned(),
+        tags: item.string_map("tags")?,
     })
 }
 

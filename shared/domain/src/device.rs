@@ -50,7 +50,7 @@ pub struct Device {
     pub last_seen_ms: i64,
     pub config: AgentConfig,
     /// Tags set by the MSP (`role=server`, `backup=veeam`); policies attach to them.
-    pub tags: std::collections::BTreeMap<String, String>,
+    pub tags: Tags,
     /// Start of the current rate window (Unix ms, a multiple of a minute) and batches in it.
     pub rate_window_ms: i64,
     pub rate_count: u32,
@@ -70,6 +70,43 @@ impl Device {
             Ok(())
         }
     }
+}
+
+/// A device's tags: `key=value` pairs the MSP sets (`role=server`) and policies attach to.
+pub type Tags = std::collections::BTreeMap<String, String>;
+
+/// Most tags a device carries.
+pub const MAX_TAGS: usize = 20;
+
+/// Why a set of tags is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagsInvalid {
+    #[error("at most {MAX_TAGS} tags")]
+    TooMany,
+    #[error("tag key {0:?} must be 1 to 64 characters: lower-case letters, digits, '-', '_', '.'")]
+    BadKey(String),
+    #[error("the value of tag {0:?} must be 1 to 128 printable characters")]
+    BadValue(String),
+}
+
+/// Checks tag keys and values (see [`TagsInvalid`]).
+pub fn validate_tags(tags: &Tags) -> Result<(), TagsInvalid> {
+    if tags.len() > MAX_TAGS {
+        return Err(TagsInvalid::TooMany);
+    }
+    for (key, value) in tags {
+        let key_ok = (1..=64).contains(&key.len())
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+        if !key_ok {
+            return Err(TagsInvalid::BadKey(key.clone()));
+        }
+        if !(1..=128).contains(&value.chars().count()) || value.chars().any(char::is_control) {
+            return Err(TagsInvalid::BadValue(key.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// Ingest rate limit per device: batches per fixed one-minute window. An agent emptying its
@@ -95,6 +132,39 @@ pub fn heartbeat_slot(now_ms: i64, heartbeat_s: u32) -> i64 {
 #[cfg(test)]
 mod heartbeat_tests {
     use super::*;
+
+    #[test]
+    fn tags_are_checked() {
+        let tags = |pairs: &[(&str, &str)]| -> Tags {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            validate_tags(&tags(&[
+                ("role", "server"),
+                ("backup.product", "Veeam B&R")
+            ])),
+            Ok(())
+        );
+        assert_eq!(
+            validate_tags(&tags(&[("Role", "server")])),
+            Err(TagsInvalid::BadKey("Role".into()))
+        );
+        assert_eq!(
+            validate_tags(&tags(&[("role", "")])),
+            Err(TagsInvalid::BadValue("role".into()))
+        );
+        assert_eq!(
+            validate_tags(&tags(&[("role", "a\nb")])),
+            Err(TagsInvalid::BadValue("role".into()))
+        );
+        let many: Tags = (0..=MAX_TAGS)
+            .map(|i| (format!("k{i}"), "v".to_owned()))
+            .collect();
+        assert_eq!(validate_tags(&many), Err(TagsInvalid::TooMany));
+    }
 
     #[test]
     fn slots_are_aligned_and_move_rarely() {

@@ -32,6 +32,8 @@ pub struct EnrollmentToken {
     pub revoked: bool,
     /// Free text for the MSP ("ACME HQ workstations, October").
     pub label: String,
+    /// Tags every device enrolled with this token starts with (`role=server`).
+    pub tags: crate::device::Tags,
 }
 
 /// Why a token cannot be redeemed.
@@ -54,6 +56,8 @@ pub enum TokenRequestInvalid {
     Uses,
     #[error("a token must expire between 1 minute and {max} days from now", max = EnrollmentToken::MAX_LIFETIME_DAYS)]
     Lifetime,
+    #[error(transparent)]
+    Tags(crate::device::TagsInvalid),
 }
 
 /// The plaintext handed to the MSP once: `<token id>.<secret>`.
@@ -128,8 +132,16 @@ impl EnrollmentToken {
             uses: 0,
             revoked: false,
             label: label.chars().take(200).collect(),
+            tags: crate::device::Tags::new(),
         };
         Ok((token, plaintext))
+    }
+
+    /// The token, giving `tags` to the devices enrolled with it ("a token for ACME's servers").
+    pub fn with_tags(mut self, tags: crate::device::Tags) -> Result<Self, TokenRequestInvalid> {
+        crate::device::validate_tags(&tags).map_err(TokenRequestInvalid::Tags)?;
+        self.tags = tags;
+        Ok(self)
     }
 
     /// Whether the presented secret matches, in constant time.
