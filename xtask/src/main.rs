@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's automation, in Rust.
 
 mod agent;
+mod api;
 mod bench;
 mod demo;
 mod lambda;
@@ -16,7 +17,9 @@ commands:
   agent             build the agent's static release binary; prints its path last
   lambda            build every function for AWS Lambda (arm64) with cargo-lambda
   bench             measure the ingest hot path and the agent (size, memory, CPU)
-  measure [--alerts N]  alert latency (batch to webhook) and AWS requests / cost per device-month";
+  measure [--alerts N]  alert latency (batch to webhook) and AWS requests / cost per device-month
+  openapi           write functions/api/openapi.json from the API's route table
+  token --role R [--tenant T] [--client C]  mint a token of the local issuer (.vigie/jwt-signing-key.pem)";
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +34,8 @@ fn main() -> std::process::ExitCode {
         "lambda" => lambda::main(rest),
         "bench" => bench::main(rest),
         "measure" => measure::main(rest),
+        "openapi" => api::openapi(rest),
+        "token" => api::token(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

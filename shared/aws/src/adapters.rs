@@ -158,6 +158,13 @@ impl AwsPorts {
         }
     }
 
+    pub fn api_keys(&self) -> crate::api_keys::DynamoApiKeys {
+        crate::api_keys::DynamoApiKeys {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
     /// The tenants' topics and their subscriptions.
     pub fn tenant_topics(&self) -> TenantTopics {
         TenantTopics {

@@ -157,6 +157,18 @@ impl DynamoDevices {
         }
     }
 
+    /// A device of `tenant`; a device of another tenant is not found.
+    pub async fn get(
+        &self,
+        tenant: &TenantId,
+        id: &DeviceId,
+    ) -> Result<Option<Device>, StoreError> {
+        Ok(self
+            .read(id)
+            .await?
+            .filter(|d| &d.placement.tenant == tenant))
+    }
+
     /// Revokes a device of `tenant`. A device of another tenant is reported as not found.
     pub async fn revoke(&self, tenant: &TenantId, id: &DeviceId) -> Result<bool, StoreError> {
         let result = self

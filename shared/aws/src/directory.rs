@@ -2,7 +2,7 @@
 
 use vigie_domain::directory::{ClientCompany, Site, Tenant};
 use vigie_domain::ids::{ClientId, SiteId, TenantId};
-use vigie_domain::keys::TenantKeys;
+use vigie_domain::keys::{TENANTS_INDEX_PARTITION, TenantKeys, tenants_index};
 use vigie_domain::ports::StoreError;
 
 use crate::item::{Item, ItemBuilder, ItemExt, key_of, put_item, query_prefix, unavailable};
@@ -19,6 +19,113 @@ impl DynamoDirectory {
         put_item(&self.client, &self.table, item).await
     }
 
+    /// Puts `item` unless its key exists; `false` when it did.
+    async fn insert(&self, item: Item) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    fn tenant_item(t: &Tenant) -> Item {
+        ItemBuilder::keyed(&TenantKeys::new(&t.id).tenant())
+            .index(&tenants_index(&t.id))
+            .s("kind", "tenant")
+            .s("tenant_id", t.id.as_str())
+            .s("name", &t.name)
+            .n("created_ms", t.created_ms)
+            .build()
+    }
+
+    /// Creates a tenant; `false` if it exists.
+    pub async fn create_tenant(&self, t: &Tenant) -> Result<bool, StoreError> {
+        self.insert(Self::tenant_item(t)).await
+    }
+
+    /// Every tenant (the platform operator's list), from the tenants index.
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(
+                    ":pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(TENANTS_INDEX_PARTITION.into()),
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                out.push(Tenant {
+                    id: item.parsed("tenant_id", TenantId::parse)?,
+                    name: item.string("name")?.to_owned(),
+                    created_ms: item.number("created_ms")?,
+                });
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn client_item(c: &ClientCompany) -> Item {
+        ItemBuilder::keyed(&TenantKeys::new(&c.tenant).client(&c.id))
+            .s("kind", "client")
+            .s("tenant_id", c.tenant.as_str())
+            .s("client_id", c.id.as_str())
+            .s("name", &c.name)
+            .n("created_ms", c.created_ms)
+            .build()
+    }
+
+    /// Creates a client company; `false` if it exists.
+    pub async fn create_client(&self, c: &ClientCompany) -> Result<bool, StoreError> {
+        self.insert(Self::client_item(c)).await
+    }
+
+    /// One client company of `tenant`.
+    pub async fn client(
+        &self,
+        tenant: &TenantId,
+        id: &ClientId,
+    ) -> Result<Option<ClientCompany>, StoreError> {
+        let Some(item) = self.get(&TenantKeys::new(tenant).client(id)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(ClientCompany {
+            tenant: tenant.clone(),
+            id: id.clone(),
+            name: item.string("name")?.to_owned(),
+            created_ms: item.number("created_ms")?,
+        }))
+    }
+
+    /// Creates a site; `false` if it exists.
+    pub async fn create_site(&self, s: &Site) -> Result<bool, StoreError> {
+        self.insert(Self::site_item(s)).await
+    }
+
     async fn get(&self, key: &vigie_domain::keys::TableKey) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
@@ -32,15 +139,7 @@ impl DynamoDirectory {
     }
 
     pub async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
-        self.put(
-            ItemBuilder::keyed(&TenantKeys::new(&t.id).tenant())
-                .s("kind", "tenant")
-                .s("tenant_id", t.id.as_str())
-                .s("name", &t.name)
-                .n("created_ms", t.created_ms)
-                .build(),
-        )
-        .await
+        self.put(Self::tenant_item(t)).await
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
@@ -55,16 +154,7 @@ impl DynamoDirectory {
     }
 
     pub async fn put_client(&self, c: &ClientCompany) -> Result<(), StoreError> {
-        self.put(
-            ItemBuilder::keyed(&TenantKeys::new(&c.tenant).client(&c.id))
-                .s("kind", "client")
-                .s("tenant_id", c.tenant.as_str())
-                .s("client_id", c.id.as_str())
-                .s("name", &c.name)
-                .n("created_ms", c.created_ms)
-                .build(),
-        )
-        .await
+        self.put(Self::client_item(c)).await
     }
 
     /// The tenant's client companies.
@@ -87,19 +177,20 @@ impl DynamoDirectory {
         .collect()
     }
 
+    fn site_item(s: &Site) -> Item {
+        ItemBuilder::keyed(&TenantKeys::new(&s.tenant).site(&s.client, &s.id))
+            .s("kind", "site")
+            .s("tenant_id", s.tenant.as_str())
+            .s("client_id", s.client.as_str())
+            .s("site_id", s.id.as_str())
+            .s("name", &s.name)
+            .s("time_zone", &s.time_zone)
+            .n("created_ms", s.created_ms)
+            .build()
+    }
+
     pub async fn put_site(&self, s: &Site) -> Result<(), StoreError> {
-        self.put(
-            ItemBuilder::keyed(&TenantKeys::new(&s.tenant).site(&s.client, &s.id))
-                .s("kind", "site")
-                .s("tenant_id", s.tenant.as_str())
-                .s("client_id", s.client.as_str())
-                .s("site_id", s.id.as_str())
-                .s("name", &s.name)
-                .s("time_zone", &s.time_zone)
-                .n("created_ms", s.created_ms)
-                .build(),
-        )
-        .await
+        self.put(Self::site_item(s)).await
     }
 
     pub async fn site(

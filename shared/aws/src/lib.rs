@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod alerts_topic;
+pub mod api_keys;
 pub mod config;
 pub mod devices;
 pub mod directory;

@@ -181,6 +181,23 @@ pub fn enrollment_token(token: &EnrollmentTokenId) -> TableKey {
     key(format!("ENROLL{SEP}{token}"), "TOKEN".into())
 }
 
+/// An API key's record: found by the key id the caller presents (`vk_<id>_<secret>`); holds
+/// its scope (a tenant, or the platform) inside.
+pub fn api_key(key_id: &str) -> TableKey {
+    key(format!("APIKEY{SEP}{key_id}"), "KEY".into())
+}
+
+/// The platform's list of tenants (the operator's view), on `gsi1`.
+pub fn tenants_index(tenant: &TenantId) -> IndexKey {
+    IndexKey {
+        gsi1pk: "TENANTS".into(),
+        gsi1sk: tenant.to_string(),
+    }
+}
+
+/// Partition of [`tenants_index`].
+pub const TENANTS_INDEX_PARTITION: &str = "TENANTS";
+
 /// A device's entry in the heartbeat slot of its due time. Slots are platform-wide (the sweeper
 /// reads every tenant's late devices); the entry names its tenant and device.
 pub fn heartbeat_entry(slot_ms: i64, tenant: &TenantId, device: &DeviceId) -> TableKey {

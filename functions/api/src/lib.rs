@@ -1,0 +1,120 @@
+//! Vigie's tenant API: one HTTP API (a Function URL Lambda) for MSP staff, their client
+//! companies, accounting and the platform operator.
+//!
+//! A request goes: route ([`routes::find`]) → credential (`Authorization: Bearer <jwt>` through
+//! [`vigie_auth::Verifier`], or `x-api-key` through the stored [`vigie_auth::ApiKeyRecord`]) →
+//! [`access::authorize`] (the route table's roles, the principal's tenant and client
+//! companies) → the handler, which reads and writes only under the context's tenant. Another
+//! tenant's object, or another client company's for a client viewer, is "not found" — the
+//! same answer as a missing one.
+
+pub mod access;
+pub mod config;
+pub mod error;
+mod handlers;
+pub mod openapi;
+pub mod routes;
+mod views;
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+use vigie_auth::{ApiKey, Principal, Verifier};
+use vigie_aws::adapters::AwsPorts;
+use vigie_domain::clock::Clock;
+use vigie_edge::{HttpRequest, HttpResponse};
+
+pub use error::ApiError;
+
+/// The API over the AWS adapters.
+pub struct Api<K> {
+    ports: AwsPorts,
+    verifier: Verifier,
+    clock: K,
+    /// Public keys of Vigie's own issuer, served at `/.well-known/jwks.json`.
+    jwks: serde_json::Value,
+}
+
+impl<K: Clock> Api<K> {
+    pub fn new(ports: AwsPorts, verifier: Verifier, clock: K, jwks: serde_json::Value) -> Self {
+        Self {
+            ports,
+            verifier,
+            clock,
+            jwks,
+        }
+    }
+
+    /// Handles one request; every failure is a JSON error with a stable code.
+    pub async fn handle(&self, request: &HttpRequest) -> HttpResponse {
+        let response = match self.dispatch(request).await {
+            Ok(response) => response,
+            Err(e) => {
+                if e.status() >= 500 {
+                    warn!(error = %e, code = e.code(), path = %request.path, "API request failed");
+                }
+                e.to_response()
+            }
+        };
+        info!(
+            event = "api_request",
+            method = %request.method,
+            path = %request.path,
+            status = response.status,
+            request_id = %request.request_id,
+        );
+        response
+    }
+
+    async fn dispatch(&self, request: &HttpRequest) -> Result<HttpResponse, ApiError> {
+        match (request.method.as_str(), request.path.as_str()) {
+            ("GET", "/openapi.json" | "/v1/openapi.json") => {
+                return Ok(HttpResponse::json(200, &openapi::document()));
+            }
+            ("GET", "/.well-known/jwks.json") => return Ok(HttpResponse::json(200, &self.jwks)),
+            _ => {}
+        }
+        let matched = routes::find(&request.method, &request.path).map_err(|no| match no {
+            routes::NoMatch::Path => ApiError::NoRoute {
+                method: request.method.clone(),
+                path: request.path.clone(),
+            },
+            routes::NoMatch::Method => ApiError::MethodNotAllowed {
+                method: request.method.clone(),
+                path: request.path.clone(),
+            },
+        })?;
+        let principal = self.authenticate(request).await?;
+        let context = access::authorize(principal, matched.route)?;
+        handlers::handle(self, &context, &matched, request).await
+    }
+
+    async fn authenticate(&self, request: &HttpRequest) -> Result<Principal, ApiError> {
+        if let Some(header) = request.header("authorization") {
+            let token = header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+                .ok_or(ApiError::Unauthenticated)?;
+            return Ok(self.verifier.verify(token.trim()).await?);
+        }
+        if let Some(presented) = request.header("x-api-key") {
+            let (key_id, secret) = ApiKey::parse_presented(presented.trim())?;
+            let record = self
+                .ports
+                .api_keys()
+                .get(key_id.as_str())
+                .await?
+                .ok_or(vigie_auth::AuthError::ApiKeyUnknown)?;
+            let now = self.clock.now_ms();
+            let principal = record.verify(secret, now)?;
+            if let Err(e) = self.ports.api_keys().touch(&record, now).await {
+                warn!(error = %e, "could not note the API key's use");
+            }
+            return Ok(principal);
+        }
+        Err(ApiError::Unauthenticated)
+    }
+}
+
+/// Shared handle for the Lambda main and the local runtime.
+pub type SharedApi<K> = Arc<Api<K>>;

@@ -1,0 +1,292 @@
+//! The OpenAPI 3.1 document, generated from the route table and the schemas below. It is
+//! served at `/openapi.json` and checked in at `functions/api/openapi.json`; a test fails when
+//! the two differ, so a route cannot change without its document.
+
+use serde_json::{Map, Value, json};
+
+use crate::routes::{ROUTES, Realm};
+
+fn id_schema() -> Value {
+    json!({ "type": "string", "pattern": "^[a-z0-9_-]{1,64}$" })
+}
+
+fn page_of(item: &str) -> Value {
+    json!({
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } },
+            "next_cursor": { "type": ["string", "null"] }
+        }
+    })
+}
+
+fn tags_schema() -> Value {
+    json!({ "type": "object", "additionalProperties": { "type": "string" } })
+}
+
+/// Every schema a route names.
+fn schemas() -> Map<String, Value> {
+    let id = id_schema();
+    let ms = json!({ "type": "integer" });
+    let text = json!({ "type": "string" });
+    let mut s = Map::new();
+    s.insert(
+        "Error".into(),
+        json!({
+            "type": "object", "required": ["error"],
+            "properties": { "error": { "type": "object", "required": ["code", "message"],
+                "properties": { "code": text, "message": text } } }
+        }),
+    );
+    s.insert("Me".into(), json!({
+        "type": "object", "required": ["subject", "role", "tenant_id", "client_id", "clients"],
+        "properties": {
+            "subject": text,
+            "role": { "enum": ["platform_operator", "msp_admin", "technician", "client_viewer", "accounting"] },
+            "tenant_id": { "type": ["string", "null"] },
+            "client_id": { "type": ["string", "null"] },
+            "clients": { "type": "array", "items": text }
+        }
+    }));
+    s.insert(
+        "Tenant".into(),
+        json!({
+            "type": "object", "required": ["tenant_id", "name", "created_ms"],
+            "properties": { "tenant_id": id, "name": text, "created_ms": ms }
+        }),
+    );
+    s.insert("NewTenant".into(), json!({
+        "type": "object", "required": ["tenant_id", "name"], "additionalProperties": false,
+        "properties": { "tenant_id": id, "name": { "type": "string", "minLength": 1, "maxLength": 200 } }
+    }));
+    s.insert("TenantPage".into(), page_of("Tenant"));
+    s.insert(
+        "Client".into(),
+        json!({
+            "type": "object", "required": ["client_id", "name", "created_ms"],
+            "properties": { "client_id": id, "name": text, "created_ms": ms }
+        }),
+    );
+    s.insert("NewClient".into(), json!({
+        "type": "object", "required": ["client_id", "name"], "additionalProperties": false,
+        "properties": { "client_id": id, "name": { "type": "string", "minLength": 1, "maxLength": 200 } }
+    }));
+    s.insert("ClientPage".into(), page_of("Client"));
+    s.insert("Site".into(), json!({
+        "type": "object", "required": ["client_id", "site_id", "name", "time_zone", "created_ms"],
+        "properties": { "client_id": id, "site_id": id, "name": text, "time_zone": text, "created_ms": ms }
+    }));
+    s.insert("NewSite".into(), json!({
+        "type": "object", "required": ["site_id", "name"], "additionalProperties": false,
+        "properties": { "site_id": id, "name": { "type": "string", "minLength": 1, "maxLength": 200 },
+            "time_zone": text }
+    }));
+    s.insert("Device".into(), json!({
+        "type": "object",
+        "required": ["device_id", "client_id", "site_id", "hostname", "os", "agent_version",
+            "status", "connection", "tags", "enrolled_ms", "last_seen_ms", "config"],
+        "properties": {
+            "device_id": text, "client_id": id, "site_id": id, "hostname": text, "os": text,
+            "agent_version": text, "status": { "enum": ["active", "revoked"] },
+            "connection": { "enum": ["connected", "late", "down", "never_seen", "revoked"] },
+            "tags": tags_schema(), "enrolled_ms": ms, "last_seen_ms": { "type": ["integer", "null"] },
+            "config": { "type": "object" }
+        }
+    }));
+    s.insert("DevicePage".into(), page_of("Device"));
+    s.insert("EnrollmentToken".into(), json!({
+        "type": "object",
+        "required": ["token_id", "client_id", "site_id", "label", "tags", "created_ms",
+            "expires_ms", "max_uses", "uses", "state"],
+        "properties": {
+            "token_id": text, "client_id": id, "site_id": id, "label": text, "tags": tags_schema(),
+            "created_ms": ms, "expires_ms": ms, "max_uses": ms, "uses": ms,
+            "state": { "enum": ["active", "expired", "used_up", "revoked"] }
+        }
+    }));
+    s.insert(
+        "CreatedEnrollmentToken".into(),
+        json!({
+            "allOf": [ { "$ref": "#/components/schemas/EnrollmentToken" },
+                { "type": "object", "required": ["token"], "properties": { "token": text } } ]
+        }),
+    );
+    s.insert(
+        "NewEnrollmentToken".into(),
+        json!({
+            "type": "object", "required": ["client_id", "site_id"], "additionalProperties": false,
+            "properties": {
+                "client_id": id, "site_id": id,
+                "expires_in_s": { "type": "integer", "minimum": 60, "maximum": 7_776_000 },
+                "max_uses": { "type": "integer", "minimum": 1, "maximum": 10_000 },
+                "label": text, "tags": tags_schema()
+            }
+        }),
+    );
+    s.insert("EnrollmentTokenPage".into(), page_of("EnrollmentToken"));
+    let filter = json!({
+        "type": "object", "required": ["min_severity"],
+        "properties": {
+            "min_severity": { "enum": ["info", "warning", "critical"] },
+            "clients": { "type": "array", "items": id },
+            "sites": { "type": "array", "items": id },
+            "families": { "type": "array", "items": text }
+        }
+    });
+    s.insert(
+        "Channel".into(),
+        json!({
+            "type": "object", "required": ["channel_id", "name", "kind", "filter"],
+            "properties": { "channel_id": id, "name": text,
+                "kind": { "type": "object", "required": ["type"],
+                    "properties": { "type": { "enum": ["webhook", "slack", "teams", "email"] } } },
+                "filter": filter }
+        }),
+    );
+    s.insert("ChannelInput".into(), json!({
+        "type": "object", "required": ["name", "kind"], "additionalProperties": false,
+        "properties": { "name": { "type": "string", "minLength": 1 },
+            "kind": { "oneOf": [
+                { "type": "object", "required": ["type", "url", "secret"], "additionalProperties": false,
+                  "properties": { "type": { "const": "webhook" }, "url": text, "secret": { "type": "string", "minLength": 16 } } },
+                { "type": "object", "required": ["type", "webhook_url"], "additionalProperties": false,
+                  "properties": { "type": { "enum": ["slack", "teams"] }, "webhook_url": text } },
+                { "type": "object", "required": ["type", "to", "from"], "additionalProperties": false,
+                  "properties": { "type": { "const": "email" }, "to": { "type": "array", "items": text, "minItems": 1 }, "from": text } }
+            ] },
+            "filter": filter }
+    }));
+    s.insert("ChannelPage".into(), page_of("Channel"));
+    s.insert("Alert".into(), json!({
+        "type": "object",
+        "required": ["alert_id", "status", "severity", "tenant_id", "client_id", "site_id", "device_id"],
+        "properties": {
+            "alert_id": text, "status": { "enum": ["open", "acknowledged", "resolved"] },
+            "severity": { "enum": ["info", "warning", "critical"] },
+            "tenant_id": id, "client_id": id, "site_id": id, "device_id": text
+        }
+    }));
+    s
+}
+
+fn error_response(description: &str) -> Value {
+    json!({ "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let parameters: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .chain(route.summary.contains("List").then(|| {
+                [
+                    json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200 } }),
+                    json!({ "name": "cursor", "in": "query", "schema": { "type": "string" } }),
+                ]
+            }).into_iter().flatten())
+            .collect();
+        let mut responses = Map::new();
+        responses.insert(
+            route.success.to_string(),
+            json!({ "description": "success",
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{}", route.response) } } } }),
+        );
+        responses.insert("401".into(), error_response("no valid credential"));
+        responses.insert(
+            "403".into(),
+            error_response("the caller's role may not do this"),
+        );
+        responses.insert(
+            "404".into(),
+            error_response("no such object (or not the caller's)"),
+        );
+        responses.insert("422".into(), error_response("invalid input"));
+        responses.insert("503".into(), error_response("temporarily unavailable"));
+        if route.method != "GET" {
+            responses.insert("409".into(), error_response("conflict"));
+        }
+        let roles: Vec<&str> = route.roles.iter().map(|r| r.as_str()).collect();
+        let mut operation = json!({
+            "operationId": format!("{:?}", route.operation),
+            "summary": route.summary,
+            "description": format!("Roles: {}.", roles.join(", ")),
+            "x-vigie-roles": roles,
+            "x-vigie-realm": match route.realm { Realm::Platform => "platform", Realm::Tenant => "tenant", Realm::Caller => "caller" },
+            "parameters": parameters,
+            "responses": responses,
+        });
+        if let Some(request) = route.request {
+            operation["requestBody"] = json!({ "required": true,
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{request}") } } } });
+        }
+        let entry = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| json!({}));
+        entry[route.method.to_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Vigie tenant API",
+            "version": "1",
+            "description": "MSP operations, client-company read access and usage exports. Authenticate with `Authorization: Bearer <JWT>` or `x-api-key: vk_…`. Errors are `{\"error\":{\"code\",\"message\"}}` with stable codes.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
+                "apiKey": { "type": "apiKey", "in": "header", "name": "x-api-key" }
+            }
+        },
+        "security": [ { "bearer": [] }, { "apiKey": [] } ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checked-in document is the generated one (`cargo xtask openapi` rewrites it).
+    #[test]
+    fn the_checked_in_document_matches_the_routes() {
+        let checked_in: Value = serde_json::from_str(include_str!("../openapi.json"))
+            .expect("functions/api/openapi.json is JSON");
+        assert!(
+            checked_in == document(),
+            "functions/api/openapi.json is out of date: run `cargo xtask openapi`"
+        );
+    }
+
+    #[test]
+    fn every_route_is_documented_with_resolvable_schemas() {
+        let doc = document();
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        for route in ROUTES {
+            let op = &doc["paths"][route.path][route.method.to_lowercase()];
+            assert!(
+                op.is_object(),
+                "{} {} undocumented",
+                route.method,
+                route.path
+            );
+            for name in [Some(route.response), route.request].into_iter().flatten() {
+                assert!(schemas.contains_key(name), "schema {name} missing");
+            }
+        }
+        let text = doc.to_string();
+        for reference in text.split("#/components/schemas/").skip(1) {
+            let name: String = reference
+                .chars()
+                .take_while(|c| c.is_alphanumeric())
+                .collect();
+            assert!(schemas.contains_key(&name), "dangling $ref {name}");
+        }
+    }
+}

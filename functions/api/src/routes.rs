@@ -1,0 +1,424 @@
+//! The route table: every operation of the API with who may call it. Authorization, the
+//! OpenAPI document and the authorization test matrix are all derived from it, so a route
+//! cannot be added without a role list, a document entry and its 401/403/404 tests.
+
+use std::collections::BTreeMap;
+
+use vigie_auth::Role;
+
+/// What an operation does (the handler is chosen by this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Me,
+    ListTenants,
+    CreateTenant,
+    GetTenant,
+    ListClients,
+    CreateClient,
+    GetClient,
+    CreateSite,
+    GetSite,
+    ListDevices,
+    GetDevice,
+    RevokeDevice,
+    CreateEnrollmentToken,
+    ListEnrollmentTokens,
+    RevokeEnrollmentToken,
+    ListChannels,
+    PutChannel,
+    GetChannel,
+    GetAlert,
+}
+
+/// Where the objects of an operation live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Realm {
+    /// Platform-wide (the SaaS operator's tenants).
+    Platform,
+    /// Inside the caller's tenant.
+    Tenant,
+    /// Any authenticated caller, about itself.
+    Caller,
+}
+
+/// One operation of the API.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    /// `/v1/clients/{client_id}`: `{name}` segments are path parameters.
+    pub path: &'static str,
+    pub operation: Operation,
+    pub realm: Realm,
+    /// Roles allowed to call it; everyone else gets 403.
+    pub roles: &'static [Role],
+    pub summary: &'static str,
+    /// Status of a success.
+    pub success: u16,
+    /// The OpenAPI schema name of the request body, if any.
+    pub request: Option<&'static str>,
+    /// The OpenAPI schema name of the success body.
+    pub response: &'static str,
+}
+
+use Role::{Accounting, ClientViewer, MspAdmin, PlatformOperator, Technician};
+
+const ANY: &[Role] = &[
+    PlatformOperator,
+    MspAdmin,
+    Technician,
+    ClientViewer,
+    Accounting,
+];
+const PLATFORM: &[Role] = &[PlatformOperator];
+const ADMIN: &[Role] = &[MspAdmin];
+const READERS: &[Role] = &[MspAdmin, Technician, ClientViewer];
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    operation: Operation,
+    realm: Realm,
+    roles: &'static [Role],
+    summary: &'static str,
+    success: u16,
+    request: Option<&'static str>,
+    response: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        operation,
+        realm,
+        roles,
+        summary,
+        success,
+        request,
+        response,
+    }
+}
+
+/// Every route of `/v1`.
+pub const ROUTES: &[Route] = &[
+    route(
+        "GET",
+        "/v1/me",
+        Operation::Me,
+        Realm::Caller,
+        ANY,
+        "Who the caller is",
+        200,
+        None,
+        "Me",
+    ),
+    route(
+        "GET",
+        "/v1/tenants",
+        Operation::ListTenants,
+        Realm::Platform,
+        PLATFORM,
+        "List tenants",
+        200,
+        None,
+        "TenantPage",
+    ),
+    route(
+        "POST",
+        "/v1/tenants",
+        Operation::CreateTenant,
+        Realm::Platform,
+        PLATFORM,
+        "Sign a tenant up",
+        201,
+        Some("NewTenant"),
+        "Tenant",
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{tenant_id}",
+        Operation::GetTenant,
+        Realm::Platform,
+        PLATFORM,
+        "A tenant",
+        200,
+        None,
+        "Tenant",
+    ),
+    route(
+        "GET",
+        "/v1/clients",
+        Operation::ListClients,
+        Realm::Tenant,
+        READERS,
+        "List client companies",
+        200,
+        None,
+        "ClientPage",
+    ),
+    route(
+        "POST",
+        "/v1/clients",
+        Operation::CreateClient,
+        Realm::Tenant,
+        ADMIN,
+        "Create a client company",
+        201,
+        Some("NewClient"),
+        "Client",
+    ),
+    route(
+        "GET",
+        "/v1/clients/{client_id}",
+        Operation::GetClient,
+        Realm::Tenant,
+        READERS,
+        "A client company",
+        200,
+        None,
+        "Client",
+    ),
+    route(
+        "POST",
+        "/v1/clients/{client_id}/sites",
+        Operation::CreateSite,
+        Realm::Tenant,
+        ADMIN,
+        "Create a site",
+        201,
+        Some("NewSite"),
+        "Site",
+    ),
+    route(
+        "GET",
+        "/v1/clients/{client_id}/sites/{site_id}",
+        Operation::GetSite,
+        Realm::Tenant,
+        READERS,
+        "A site",
+        200,
+        None,
+        "Site",
+    ),
+    route(
+        "GET",
+        "/v1/devices",
+        Operation::ListDevices,
+        Realm::Tenant,
+        READERS,
+        "List devices (filters: client_id, site_id)",
+        200,
+        None,
+        "DevicePage",
+    ),
+    route(
+        "GET",
+        "/v1/devices/{device_id}",
+        Operation::GetDevice,
+        Realm::Tenant,
+        READERS,
+        "A device",
+        200,
+        None,
+        "Device",
+    ),
+    route(
+        "POST",
+        "/v1/devices/{device_id}/revoke",
+        Operation::RevokeDevice,
+        Realm::Tenant,
+        ADMIN,
+        "Revoke a device",
+        200,
+        None,
+        "Device",
+    ),
+    route(
+        "POST",
+        "/v1/enrollment-tokens",
+        Operation::CreateEnrollmentToken,
+        Realm::Tenant,
+        ADMIN,
+        "Create an enrolment token (its secret is shown once)",
+        201,
+        Some("NewEnrollmentToken"),
+        "CreatedEnrollmentToken",
+    ),
+    route(
+        "GET",
+        "/v1/enrollment-tokens",
+        Operation::ListEnrollmentTokens,
+        Realm::Tenant,
+        ADMIN,
+        "List enrolment tokens",
+        200,
+        None,
+        "EnrollmentTokenPage",
+    ),
+    route(
+        "POST",
+        "/v1/enrollment-tokens/{token_id}/revoke",
+        Operation::RevokeEnrollmentToken,
+        Realm::Tenant,
+        ADMIN,
+        "Revoke an enrolment token",
+        200,
+        None,
+        "EnrollmentToken",
+    ),
+    route(
+        "GET",
+        "/v1/channels",
+        Operation::ListChannels,
+        Realm::Tenant,
+        ADMIN,
+        "List notification channels",
+        200,
+        None,
+        "ChannelPage",
+    ),
+    route(
+        "PUT",
+        "/v1/channels/{channel_id}",
+        Operation::PutChannel,
+        Realm::Tenant,
+        ADMIN,
+        "Create or replace a notification channel",
+        200,
+        Some("ChannelInput"),
+        "Channel",
+    ),
+    route(
+        "GET",
+        "/v1/channels/{channel_id}",
+        Operation::GetChannel,
+        Realm::Tenant,
+        ADMIN,
+        "A notification channel",
+        200,
+        None,
+        "Channel",
+    ),
+    route(
+        "GET",
+        "/v1/alerts/{alert_id}",
+        Operation::GetAlert,
+        Realm::Tenant,
+        READERS,
+        "An alert",
+        200,
+        None,
+        "Alert",
+    ),
+];
+
+/// A matched route and its path parameters.
+#[derive(Debug, Clone)]
+pub struct Matched {
+    pub route: &'static Route,
+    pub params: BTreeMap<&'static str, String>,
+}
+
+/// Why no route matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoMatch {
+    /// No route has this path.
+    Path,
+    /// Some route has this path, with another method.
+    Method,
+}
+
+/// Finds the route of `method` and `path`.
+pub fn find(method: &str, path: &str) -> Result<Matched, NoMatch> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut path_matched = false;
+    for route in ROUTES {
+        let Some(params) = match_path(route.path, &segments) else {
+            continue;
+        };
+        path_matched = true;
+        if route.method == method {
+            return Ok(Matched { route, params });
+        }
+    }
+    Err(if path_matched {
+        NoMatch::Method
+    } else {
+        NoMatch::Path
+    })
+}
+
+fn match_path(template: &'static str, segments: &[&str]) -> Option<BTreeMap<&'static str, String>> {
+    let parts: Vec<&'static str> = template.split('/').collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut params = BTreeMap::new();
+    for (part, segment) in parts.into_iter().zip(segments) {
+        match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(name) if !segment.is_empty() => {
+                params.insert(name, (*segment).to_owned());
+            }
+            Some(_) => return None,
+            None if part == *segment => {}
+            None => return None,
+        }
+    }
+    Some(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_with_their_parameters() {
+        let m = find("GET", "/v1/clients/acme/sites/hq").expect("route");
+        assert_eq!(m.route.operation, Operation::GetSite);
+        assert_eq!(m.params.get("client_id").map(String::as_str), Some("acme"));
+        assert_eq!(m.params.get("site_id").map(String::as_str), Some("hq"));
+        assert_eq!(
+            find("DELETE", "/v1/clients").map(|_| ()),
+            Err(NoMatch::Method)
+        );
+        assert_eq!(find("GET", "/v1/nothing").map(|_| ()), Err(NoMatch::Path));
+        assert_eq!(
+            find("GET", "/v1/clients//sites/x").map(|_| ()),
+            Err(NoMatch::Path)
+        );
+    }
+
+    #[test]
+    fn every_route_is_unique_and_names_its_roles() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in ROUTES {
+            assert!(
+                seen.insert((r.method, r.path)),
+                "{} {} twice",
+                r.method,
+                r.path
+            );
+            assert!(!r.roles.is_empty(), "{} {} has no role", r.method, r.path);
+            assert!(r.path.starts_with("/v1/"));
+            if r.realm == Realm::Platform {
+                assert_eq!(
+                    r.roles, PLATFORM,
+                    "{}: platform routes are the operator's",
+                    r.path
+                );
+            }
+            if r.realm == Realm::Tenant {
+                assert!(
+                    !r.roles.contains(&PlatformOperator),
+                    "{}: the operator reads no tenant data",
+                    r.path
+                );
+            }
+            if r.method != "GET" {
+                assert!(
+                    !r.roles.contains(&ClientViewer),
+                    "{}: viewers only read",
+                    r.path
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The JSON shapes the API answers (schemas in [`crate::openapi`]). Secrets never appear:
+//! a webhook channel shows whether it has a secret, not the secret.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use vigie_domain::device::{Device, DeviceStatus};
+use vigie_domain::directory::{ClientCompany, Site, Tenant};
+use vigie_domain::enrollment::EnrollmentToken;
+use vigie_domain::notification::{ChannelKind, NotificationChannel};
+
+pub fn tenant(t: &Tenant) -> Value {
+    json!({ "tenant_id": t.id, "name": t.name, "created_ms": t.created_ms })
+}
+
+pub fn client(c: &ClientCompany) -> Value {
+    json!({ "client_id": c.id, "name": c.name, "created_ms": c.created_ms })
+}
+
+pub fn site(s: &Site) -> Value {
+    json!({
+        "client_id": s.client, "site_id": s.id, "name": s.name,
+        "time_zone": s.time_zone, "created_ms": s.created_ms,
+    })
+}
+
+/// A device's connection as an MSP reads it.
+pub fn connection(d: &Device, now_ms: i64) -> &'static str {
+    if d.status == DeviceStatus::Revoked {
+        return "revoked";
+    }
+    if d.last_seen_ms == 0 {
+        return "never_seen";
+    }
+    let heartbeat_ms = i64::from(d.config.heartbeat_s) * 1000;
+    let silent = now_ms - d.last_seen_ms;
+    let interval_ms = i64::from(d.config.send_interval_s) * 1000;
+    if silent > heartbeat_ms {
+        "down"
+    } else if silent > 2 * interval_ms + 30_000 {
+        "late"
+    } else {
+        "connected"
+    }
+}
+
+pub fn device(d: &Device, now_ms: i64) -> Value {
+    json!({
+        "device_id": d.id,
+        "client_id": d.placement.client,
+        "site_id": d.placement.site,
+        "hostname": d.hostname,
+        "os": d.os,
+        "agent_version": d.agent_version,
+        "status": d.status.as_str(),
+        "connection": connection(d, now_ms),
+        "tags": d.tags,
+        "enrolled_ms": d.enrolled_ms,
+        "last_seen_ms": (d.last_seen_ms > 0).then_some(d.last_seen_ms),
+        "config": d.config,
+    })
+}
+
+pub fn enrollment_token(t: &EnrollmentToken, now_ms: i64) -> Value {
+    let state = if t.revoked {
+        "revoked"
+    } else if t.expires_ms <= now_ms {
+        "expired"
+    } else if t.uses >= t.max_uses {
+        "used_up"
+    } else {
+        "active"
+    };
+    json!({
+        "token_id": t.id,
+        "client_id": t.placement.client,
+        "site_id": t.placement.site,
+        "label": t.label,
+        "tags": t.tags,
+        "created_ms": t.created_ms,
+        "expires_ms": t.expires_ms,
+        "max_uses": t.max_uses,
+        "uses": t.uses,
+        "state": state,
+    })
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum KindView<'a> {
+    Webhook { url: String, has_secret: bool },
+    Slack { webhook_url: String },
+    Teams { webhook_url: String },
+    Email { to: &'a [String], from: &'a str },
+}
+
+/// Incoming-webhook URLs are credentials: shown as scheme, host and their last four characters.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let tail: String = url
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{scheme}://{host}/…{tail}")
+}
+
+pub fn channel(c: &NotificationChannel) -> Value {
+    let kind = match &c.kind {
+        ChannelKind::Webhook { url, .. } => KindView::Webhook {
+            url: redact_url(url),
+            has_secret: true,
+        },
+        ChannelKind::Slack { webhook_url } => KindView::Slack {
+            webhook_url: redact_url(webhook_url),
+        },
+        ChannelKind::Teams { webhook_url } => KindView::Teams {
+            webhook_url: redact_url(webhook_url),
+        },
+        ChannelKind::Email { to, from } => KindView::Email { to, from },
+    };
+    json!({ "channel_id": c.id, "name": c.name, "kind": kind, "filter": c.filter })
+}
