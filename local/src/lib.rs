@@ -43,6 +43,26 @@ pub type NotifierService = vigie_notifier::service::Notifier<
     vigie_aws::email::SesMailer,
 >;
 
+/// The tenant API over the AWS adapters.
+pub type ApiService = vigie_api::Api<SystemClock>;
+
+/// Who the local tenant API trusts: issuers, and the JWKS it publishes.
+#[derive(Debug, Clone)]
+pub struct ApiAuth {
+    pub issuers: Vec<vigie_auth::IssuerConfig>,
+    pub jwks: serde_json::Value,
+}
+
+impl ApiAuth {
+    /// Trusts Vigie's own issuer `own` (tokens minted with it pass).
+    pub fn own(own: &vigie_auth::OwnIssuer) -> Self {
+        Self {
+            issuers: vec![own.issuer_config()],
+            jwks: own.jwks(),
+        }
+    }
+}
+
 /// Knobs of [`LocalRuntime::start_with`].
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -50,6 +70,8 @@ pub struct RuntimeOptions {
     pub policy_ttl: std::time::Duration,
     /// How the notifier's retries back off.
     pub notify_backoff: vigie_notifier::service::Backoff,
+    /// Serve the tenant API (every path but `/v1/agent/…`) with these issuers.
+    pub api: Option<ApiAuth>,
 }
 
 impl Default for RuntimeOptions {
@@ -57,6 +79,7 @@ impl Default for RuntimeOptions {
         Self {
             policy_ttl: std::time::Duration::from_secs(30),
             notify_backoff: vigie_notifier::service::Backoff::default(),
+            api: None,
         }
     }
 }
@@ -95,8 +118,16 @@ impl std::fmt::Debug for LocalRuntime {
 }
 
 impl LocalRuntime {
-    /// Binds `listen` (port 0 picks a free port) and starts serving.
+    /// Binds `listen` (port 0 picks a free port) and starts serving the ingestion function.
     pub async fn start(ports: &AwsPorts, listen: SocketAddr) -> std::io::Result<Self> {
+        Self::start_front(ports, listen, None).await
+    }
+
+    async fn start_front(
+        ports: &AwsPorts,
+        listen: SocketAddr,
+        api: Option<Arc<ApiService>>,
+    ) -> std::io::Result<Self> {
         let ingest = Arc::new(Ingest::new(
             ports.devices(),
             ports.enrollment(),
@@ -106,7 +137,11 @@ impl LocalRuntime {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel();
-        let server = tokio::spawn(serve(listener, Arc::clone(&ingest), rx));
+        let front = Front {
+            ingest: Arc::clone(&ingest),
+            api,
+        };
+        let server = tokio::spawn(serve(listener, front, rx));
         tracing::info!(%addr, "local runtime listening");
         Ok(Self {
             addr,
@@ -140,7 +175,21 @@ impl LocalRuntime {
         options: &RuntimeOptions,
     ) -> std::io::Result<Self> {
         let policy_ttl = options.policy_ttl;
-        let mut runtime = Self::start(ports, listen).await?;
+        let api = match &options.api {
+            Some(auth) => {
+                let verifier =
+                    vigie_auth::Verifier::new(auth.issuers.clone(), Arc::new(SystemClock))
+                        .map_err(std::io::Error::other)?;
+                Some(Arc::new(vigie_api::Api::new(
+                    ports.clone(),
+                    verifier,
+                    SystemClock,
+                    auth.jwks.clone(),
+                )))
+            }
+            None => None,
+        };
+        let mut runtime = Self::start_front(ports, listen, api).await?;
         let evaluator = Arc::new(
             EvaluatorService::new(
                 ports.policies(),
@@ -257,11 +306,15 @@ impl Drop for LocalRuntime {
     }
 }
 
-async fn serve(
-    listener: TcpListener,
+/// What the local HTTP front serves: the agent's routes go to ingestion, everything else to
+/// the tenant API when there is one (on AWS: two Function URLs).
+#[derive(Clone)]
+struct Front {
     ingest: Arc<IngestService>,
-    mut shutdown: oneshot::Receiver<()>,
-) {
+    api: Option<Arc<ApiService>>,
+}
+
+async fn serve(listener: TcpListener, front: Front, mut shutdown: oneshot::Receiver<()>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -274,11 +327,11 @@ async fn serve(
                         continue;
                     }
                 };
-                let ingest = Arc::clone(&ingest);
+                let front = front.clone();
                 connections.spawn(async move {
                     let service = service_fn(move |req| {
-                        let ingest = Arc::clone(&ingest);
-                        async move { Ok::<_, Infallible>(route(&ingest, req, peer).await) }
+                        let front = front.clone();
+                        async move { Ok::<_, Infallible>(route(&front, req, peer).await) }
                     });
                     if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
                         tracing::debug!(error = %e, "connection ended with an error");
@@ -293,10 +346,11 @@ async fn serve(
 }
 
 async fn route(
-    ingest: &IngestService,
+    front: &Front,
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
 ) -> hyper::Response<Full<Bytes>> {
+    let ingest = &front.ingest;
     let (parts, body) = req.into_parts();
     if parts.method == hyper::Method::GET && parts.uri.path() == "/_local/metrics" {
         let text = ingest.counters().render_prometheus();
@@ -343,7 +397,10 @@ async fn route(
         .and_then(|json| serde_json::from_slice::<FunctionUrlRequest>(&json).ok())
         .map(FunctionUrlRequest::into_request)
     {
-        Some(Ok(request)) => ingest.handle(&request).await,
+        Some(Ok(request)) => match &front.api {
+            Some(api) if !request.path.starts_with("/v1/agent/") => api.handle(&request).await,
+            _ => ingest.handle(&request).await,
+        },
         _ => HttpResponse::error(
             400,
             "malformed_body_encoding",

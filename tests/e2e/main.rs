@@ -2,6 +2,7 @@
 //! own random resource prefix.
 
 mod agent;
+mod api;
 mod evaluate;
 mod ingest;
 mod notify;

@@ -218,6 +218,7 @@ async fn a_dead_receiver_backs_off_then_dead_letters_while_everyone_else_is_serv
             max_s: 3,
             max_receives: vigie_aws::provision::MAX_RECEIVE_COUNT,
         },
+        ..vigie_local::RuntimeOptions::default()
     };
     let _runtime = vigie_local::LocalRuntime::start_with(
         &ports,

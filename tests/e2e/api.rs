@@ -1,0 +1,405 @@
+//! The tenant API over real HTTP, real tokens and the emulator: the authorization matrix is
+//! generated from the route table — every route answers 401 without a credential, 403 to
+//! every role it does not list, and 404 for another tenant's object (or, for a client viewer,
+//! another client company's), exactly as for a missing one.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vigie_api::routes::{Operation, ROUTES, Realm, Route};
+use vigie_auth::{Grant, OwnIssuer, Role};
+use vigie_domain::ids::{ClientId, TenantId};
+use vigie_domain::notification::{ChannelFilter, ChannelId, ChannelKind, NotificationChannel};
+use vigie_domain::ports::ChannelStore;
+use vigie_local::{ApiAuth, LocalRuntime, RuntimeOptions};
+
+use crate::evaluate::{disk_policy, envelope, evaluator};
+use crate::stack::{Answer, Stack, enroll, now_ms, placement, send};
+
+/// The objects of one tenant the matrix points at.
+struct Objects {
+    tenant: TenantId,
+    params: BTreeMap<&'static str, String>,
+}
+
+/// Seeds a client company, a site, an enrolled device, a spare token, a channel and an open
+/// alert. Client, site and channel ids are the tenant's own (two tenants may reuse them), so
+/// the other tenant's are chosen apart from ours.
+async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &str) -> Objects {
+    let p = placement(tenant, client, site);
+    stack.seed(&p).await;
+    let (token, plain) = stack.token(&p, 1).await;
+    // A second token, never used, to revoke.
+    let (spare, _) = stack.token(&p, 1).await;
+    let (enrolled, _key) = enroll(&stack.url(), plain.expose()).await;
+    assert_eq!(enrolled.status, 201, "{:?}", enrolled.json);
+    let device_id = enrolled.json["device_id"]
+        .as_str()
+        .expect("device id")
+        .to_owned();
+    let _ = token;
+    let channel_id = channel;
+    let channel = NotificationChannel {
+        id: ChannelId::parse(channel_id).expect("id"),
+        tenant_id: p.tenant.clone(),
+        name: format!("ops of {tenant}"),
+        kind: ChannelKind::Slack {
+            webhook_url: "https://hooks.slack.com/services/T0/B0/secretpart".into(),
+        },
+        filter: ChannelFilter::default(),
+    };
+    stack.ports.save_channel(&channel).await.expect("channel");
+    stack
+        .ports
+        .policies()
+        .put(&p.tenant, &disk_policy(85.0), now_ms())
+        .await
+        .expect("policy");
+    let mut batch = envelope(
+        &vigie_domain::ids::DeviceId::parse(&device_id).expect("id"),
+        1,
+        now_ms() - 60_000,
+        97.0,
+    );
+    batch.tenant_id = p.tenant.clone();
+    batch.client_id = p.client.clone();
+    batch.site_id = p.site.clone();
+    let events = evaluator(&stack.ports)
+        .evaluate(&batch)
+        .await
+        .expect("evaluates")
+        .events;
+    let alert_id = events.first().expect("an alert opened").alert_id.clone();
+    let params = BTreeMap::from([
+        ("tenant_id", tenant.to_owned()),
+        ("client_id", client.to_owned()),
+        ("site_id", site.to_owned()),
+        ("device_id", device_id),
+        ("token_id", spare.id.to_string()),
+        ("channel_id", channel_id.to_owned()),
+        ("alert_id", alert_id),
+    ]);
+    Objects {
+        tenant: p.tenant,
+        params,
+    }
+}
+
+fn path_for(route: &Route, params: &BTreeMap<&'static str, String>) -> String {
+    route
+        .path
+        .split('/')
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => params
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| "missing".into()),
+                None => seg.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A valid body for the routes that take one.
+fn body_for(operation: Operation) -> Vec<u8> {
+    let body = match operation {
+        Operation::CreateTenant => {
+            json!({ "tenant_id": format!("new-{}", now_ms()), "name": "New MSP" })
+        }
+        Operation::CreateClient => {
+            json!({ "client_id": format!("c{}", now_ms()), "name": "New client" })
+        }
+        Operation::CreateSite => json!({ "site_id": format!("s{}", now_ms()), "name": "New site" }),
+        Operation::CreateEnrollmentToken => json!({ "client_id": "acme", "site_id": "hq" }),
+        Operation::PutChannel => json!({
+            "name": "changed",
+            "kind": { "type": "teams", "webhook_url": "https://example.webhook.office.com/x" }
+        }),
+        _ => return Vec::new(),
+    };
+    serde_json::to_vec(&body).expect("json")
+}
+
+struct Caller {
+    role: Role,
+    bearer: String,
+}
+
+async fn call(stack: &Stack, route: &Route, path: &str, bearer: Option<&str>) -> Answer {
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    if let Some(token) = bearer {
+        headers.push(("authorization".into(), format!("Bearer {token}")));
+    }
+    send(
+        route.method,
+        format!("{}{path}", stack.url()),
+        headers,
+        body_for(route.operation),
+    )
+    .await
+}
+
+async fn api_stack(test: &str, own: &OwnIssuer) -> Stack {
+    let (clients, names, provisioned) = vigie_tests::provisioned(test).await;
+    let ports = vigie_aws::adapters::AwsPorts::connect(clients, names)
+        .await
+        .expect("connect");
+    let options = RuntimeOptions {
+        policy_ttl: Duration::from_secs(1),
+        api: Some(ApiAuth::own(own)),
+        ..RuntimeOptions::default()
+    };
+    let runtime = LocalRuntime::start_with(
+        &ports,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        &options,
+    )
+    .await
+    .expect("runtime");
+    Stack {
+        ports,
+        provisioned,
+        runtime,
+    }
+}
+
+fn mint(own: &OwnIssuer, role: Role, tenant: Option<&TenantId>, client: Option<&str>) -> String {
+    let grant = Grant::new(
+        format!("user-{}", role.as_str()),
+        role,
+        tenant.cloned(),
+        client.map(|c| ClientId::parse(c).expect("id")),
+        Vec::new(),
+    )
+    .expect("grant");
+    own.mint(&grant, Duration::from_secs(600), now_ms() / 1000)
+        .expect("token")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
+    let own = OwnIssuer::generate(
+        vigie_api::config::DEFAULT_ISSUER,
+        vigie_api::config::DEFAULT_AUDIENCE,
+    );
+    let stack = api_stack("api-matrix", &own).await;
+    let ours = seed(&stack, "msp-ours", "acme", "hq", "ops").await;
+    let theirs = seed(&stack, "msp-theirs", "initech", "plant", "their-ops").await;
+    // Another client company of our own tenant, for the client viewer.
+    let sibling = seed(&stack, "msp-ours", "globex", "hq", "ops").await;
+
+    let callers: Vec<Caller> = Role::ALL
+        .iter()
+        .map(|&role| {
+            let tenant = (role != Role::PlatformOperator).then_some(&ours.tenant);
+            let client = (role == Role::ClientViewer).then_some("acme");
+            Caller {
+                role,
+                bearer: mint(&own, role, tenant, client),
+            }
+        })
+        .collect();
+
+    let mut checked = 0;
+    for route in ROUTES {
+        let own_path = path_for(route, &ours.params);
+        // 1. No credential, and a forged one.
+        let answer = call(&stack, route, &own_path, None).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (401, "unauthenticated"),
+            "{} {}",
+            route.method,
+            route.path
+        );
+        let answer = call(&stack, route, &own_path, Some("not.a.jwt")).await;
+        assert_eq!(
+            answer.status, 401,
+            "{} {}: {:?}",
+            route.method, route.path, answer.json
+        );
+        for caller in &callers {
+            let allowed = route.roles.contains(&caller.role);
+            if !allowed {
+                // 2. A role the route does not list.
+                let answer = call(&stack, route, &own_path, Some(&caller.bearer)).await;
+                assert_eq!(
+                    (answer.status, answer.code()),
+                    (403, "forbidden"),
+                    "{} {} as {}",
+                    route.method,
+                    route.path,
+                    caller.role
+                );
+                checked += 1;
+                continue;
+            }
+            let has_objects = route.path.contains('{');
+            if route.realm != Realm::Tenant || !has_objects {
+                continue;
+            }
+            if route.operation == Operation::PutChannel {
+                // An upsert into the caller's own tenant: checked after the matrix.
+                continue;
+            }
+            // 3. Another tenant's object: not found, like a missing one.
+            let path = path_for(route, &theirs.params);
+            let answer = call(&stack, route, &path, Some(&caller.bearer)).await;
+            assert_eq!(
+                (answer.status, answer.code()),
+                (404, "not_found"),
+                "{} {} as {} on another tenant: {:?}",
+                route.method,
+                route.path,
+                caller.role,
+                answer.json
+            );
+            let missing: BTreeMap<_, _> = ours
+                .params
+                .keys()
+                .map(|k| (*k, format!("zz-missing-{k}").replace('_', "-")))
+                .collect();
+            let answer = call(
+                &stack,
+                route,
+                &path_for(route, &missing),
+                Some(&caller.bearer),
+            )
+            .await;
+            assert_eq!(
+                answer.status, 404,
+                "{} {} missing",
+                route.method, route.path
+            );
+            // 4. A client viewer and another client company of its own tenant.
+            if caller.role == Role::ClientViewer
+                && ["{client_id}", "{device_id}", "{alert_id}"]
+                    .iter()
+                    .any(|p| route.path.contains(p))
+            {{
+                let path = path_for(route, &sibling.params);
+                let answer = call(&stack, route, &path, Some(&caller.bearer)).await;
+                assert_eq!(
+                    answer.status, 404,
+                    "{} {} as a viewer of acme on globex: {:?}",
+                    route.method, route.path, answer.json
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= ROUTES.len(), "the matrix ran ({checked} checks)");
+
+    // PUT names an object of the caller's own tenant: a channel id the other tenant uses is
+    // created in ours, and theirs stays untouched.
+    let admin_token = &callers.iter().find(|c| c.role == Role::MspAdmin).expect("admin").bearer;
+    let put = ROUTES
+        .iter()
+        .find(|r| r.operation == Operation::PutChannel)
+        .expect("route");
+    let answer = call(&stack, put, &path_for(put, &theirs.params), Some(admin_token)).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.json);
+    let untouched = stack
+        .ports
+        .channels()
+        .channels(&theirs.tenant)
+        .await
+        .expect("read")
+        .into_iter()
+        .find(|c| c.id.as_str() == "their-ops")
+        .map(|c| c.name);
+    assert_eq!(untouched.as_deref(), Some("ops of msp-theirs"));
+
+    // The allowed roles get their own objects.
+    let admin = &callers
+        .iter()
+        .find(|c| c.role == Role::MspAdmin)
+        .expect("admin")
+        .bearer;
+    for (path, key, expected) in [
+        ("/v1/me", "role", json!("msp_admin")),
+        ("/v1/clients/acme", "client_id", json!("acme")),
+        ("/v1/clients/acme/sites/hq", "site_id", json!("hq")),
+        ("/v1/channels/ops", "channel_id", json!("ops")),
+    ] {
+        let answer = send(
+            "GET",
+            format!("{}{path}", stack.url()),
+            vec![("authorization".into(), format!("Bearer {admin}"))],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(
+            (answer.status, &answer.json[key]),
+            (200, &expected),
+            "{path}: {:?}",
+            answer.json
+        );
+    }
+    let device = &ours.params["device_id"];
+    let answer = send(
+        "GET",
+        format!("{}/v1/devices/{device}", stack.url()),
+        vec![("authorization".into(), format!("Bearer {admin}"))],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json["connection"], "never_seen");
+    // Secrets never leave: the Slack URL is redacted.
+    let answer = send(
+        "GET",
+        format!("{}/v1/channels", stack.url()),
+        vec![("authorization".into(), format!("Bearer {admin}"))],
+        Vec::new(),
+    )
+    .await;
+    assert!(
+        !answer.json.to_string().contains("secretpart"),
+        "{:?}",
+        answer.json
+    );
+    // The viewer's device list holds only its client company's devices.
+    let viewer = &callers
+        .iter()
+        .find(|c| c.role == Role::ClientViewer)
+        .expect("viewer")
+        .bearer;
+    let answer = send(
+        "GET",
+        format!("{}/v1/devices", stack.url()),
+        vec![("authorization".into(), format!("Bearer {viewer}"))],
+        Vec::new(),
+    )
+    .await;
+    let clients: Vec<&Value> = answer.json["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|d| &d["client_id"])
+        .collect();
+    assert!(
+        !clients.is_empty() && clients.iter().all(|c| *c == "acme"),
+        "{clients:?}"
+    );
+    // The OpenAPI document and the JWKS are public.
+    let doc = send(
+        "GET",
+        format!("{}/openapi.json", stack.url()),
+        vec![],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!((doc.status, &doc.json["openapi"]), (200, &json!("3.1.0")));
+    let jwks = send(
+        "GET",
+        format!("{}/.well-known/jwks.json", stack.url()),
+        vec![],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(jwks.json["keys"][0]["kty"], "OKP");
+}
