@@ -279,7 +279,7 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
                 && ["{client_id}", "{device_id}", "{alert_id}"]
                     .iter()
                     .any(|p| route.path.contains(p))
-            {{
+            {
                 let path = path_for(route, &sibling.params);
                 let answer = call(&stack, route, &path, Some(&caller.bearer)).await;
                 assert_eq!(
@@ -295,12 +295,22 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
 
     // PUT names an object of the caller's own tenant: a channel id the other tenant uses is
     // created in ours, and theirs stays untouched.
-    let admin_token = &callers.iter().find(|c| c.role == Role::MspAdmin).expect("admin").bearer;
+    let admin_token = &callers
+        .iter()
+        .find(|c| c.role == Role::MspAdmin)
+        .expect("admin")
+        .bearer;
     let put = ROUTES
         .iter()
         .find(|r| r.operation == Operation::PutChannel)
         .expect("route");
-    let answer = call(&stack, put, &path_for(put, &theirs.params), Some(admin_token)).await;
+    let answer = call(
+        &stack,
+        put,
+        &path_for(put, &theirs.params),
+        Some(admin_token),
+    )
+    .await;
     assert_eq!(answer.status, 200, "{:?}", answer.json);
     let untouched = stack
         .ports
