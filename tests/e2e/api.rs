@@ -50,10 +50,18 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         filter: ChannelFilter::default(),
     };
     stack.ports.save_channel(&channel).await.expect("channel");
-    stack
-        .ports
-        .policies()
+    let policies = stack.ports.policies();
+    policies
         .put(&p.tenant, &disk_policy(85.0), now_ms())
+        .await
+        .expect("policy");
+    // A policy at the client company's scope too (the `{scope}` routes point at it).
+    let mut client_policy = disk_policy(90.0);
+    client_policy.scope = vigie_domain::policy::Scope::Client {
+        client: p.client.clone(),
+    };
+    policies
+        .put(&p.tenant, &client_policy, now_ms())
         .await
         .expect("policy");
     let mut batch = envelope(
@@ -79,6 +87,8 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         ("token_id", spare.id.to_string()),
         ("channel_id", channel_id.to_owned()),
         ("alert_id", alert_id),
+        // `client:<id>`, URL-encoded.
+        ("scope", format!("client%3A{client}")),
     ]);
     Objects {
         tenant: p.tenant,
@@ -114,6 +124,9 @@ fn body_for(operation: Operation) -> Vec<u8> {
         }
         Operation::CreateSite => json!({ "site_id": format!("s{}", now_ms()), "name": "New site" }),
         Operation::CreateEnrollmentToken => json!({ "client_id": "acme", "site_id": "hq" }),
+        Operation::AssignAlert => json!({ "assignee": "someone" }),
+        Operation::CommentAlert => json!({ "text": "looking" }),
+        Operation::PutPolicy => json!({ "rules": [] }),
         Operation::PutChannel => json!({
             "name": "changed",
             "kind": { "type": "teams", "webhook_url": "https://example.webhook.office.com/x" }
@@ -412,4 +425,156 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
     )
     .await;
     assert_eq!(jwks.json["keys"][0]["kty"], "OKP");
+}
+
+async fn as_user(stack: &Stack, token: &str, method: &str, path: &str, body: Value) -> Answer {
+    send(
+        method,
+        format!("{}{path}", stack.url()),
+        vec![
+            ("authorization".into(), format!("Bearer {token}")),
+            ("content-type".into(), "application/json".into()),
+        ],
+        if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&body).expect("json")
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_technician_works_an_alert_from_open_to_resolved_with_who_and_when() {
+    let own = OwnIssuer::generate(
+        vigie_api::config::DEFAULT_ISSUER,
+        vigie_api::config::DEFAULT_AUDIENCE,
+    );
+    let stack = api_stack("api-alerts", &own).await;
+    let ours = seed(&stack, "msp-work", "acme", "hq", "ops").await;
+    let tech = mint(&own, Role::Technician, Some(&ours.tenant), None);
+    let viewer = mint(&own, Role::ClientViewer, Some(&ours.tenant), Some("acme"));
+    let alert = format!("/v1/alerts/{}", ours.params["alert_id"]);
+
+    let listed = as_user(
+        &stack,
+        &tech,
+        "GET",
+        "/v1/alerts?status=open&severity=critical",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{:?}", listed.json);
+    assert_eq!(
+        listed.json["items"].as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        listed.json
+    );
+    let none = as_user(
+        &stack,
+        &tech,
+        "GET",
+        "/v1/alerts?status=acknowledged",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(none.json["items"].as_array().map(Vec::len), Some(0));
+    let bad = as_user(
+        &stack,
+        &tech,
+        "GET",
+        "/v1/alerts?severity=loud",
+        Value::Null,
+    )
+    .await;
+    assert_eq!((bad.status, bad.code()), (422, "bad_filter"));
+
+    let acked = as_user(
+        &stack,
+        &tech,
+        "POST",
+        &format!("{alert}/acknowledge"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(acked.status, 200, "{:?}", acked.json);
+    assert_eq!(acked.json["status"], "acknowledged");
+    assert_eq!(acked.json["acknowledged"]["by"], "user-technician");
+    assert!(
+        acked.json["acknowledged"]["at_ms"]
+            .as_i64()
+            .is_some_and(|t| t > 0)
+    );
+    let taken = as_user(&stack, &tech, "POST", &format!("{alert}/take"), Value::Null).await;
+    assert_eq!(taken.json["assignee"], "user-technician");
+    let commented = as_user(
+        &stack,
+        &tech,
+        "POST",
+        &format!("{alert}/comments"),
+        json!({ "text": "replacing the disk" }),
+    )
+    .await;
+    assert_eq!(commented.status, 201);
+    assert_eq!(commented.json["comments"][0]["text"], "replacing the disk");
+    let empty = as_user(
+        &stack,
+        &tech,
+        "POST",
+        &format!("{alert}/comments"),
+        json!({ "text": " " }),
+    )
+    .await;
+    assert_eq!((empty.status, empty.code()), (422, "bad_comment"));
+
+    // The client company's viewer reads the same state, and cannot act.
+    let seen = as_user(&stack, &viewer, "GET", &alert, Value::Null).await;
+    assert_eq!(
+        (seen.status, &seen.json["status"]),
+        (200, &json!("acknowledged"))
+    );
+    let refused = as_user(
+        &stack,
+        &viewer,
+        "POST",
+        &format!("{alert}/resolve"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+
+    let resolved = as_user(
+        &stack,
+        &tech,
+        "POST",
+        &format!("{alert}/resolve"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(resolved.json["status"], "resolved");
+    assert_eq!(resolved.json["resolved_by_hand"]["by"], "user-technician");
+    let again = as_user(
+        &stack,
+        &tech,
+        "POST",
+        &format!("{alert}/acknowledge"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!((again.status, again.code()), (409, "alert_resolved"));
+    let listed = as_user(
+        &stack,
+        &viewer,
+        "GET",
+        "/v1/alerts?status=resolved&client_id=acme",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        listed.json["items"].as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        listed.json
+    );
 }

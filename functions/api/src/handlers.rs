@@ -12,7 +12,9 @@ use vigie_domain::directory::{ClientCompany, Site, Tenant};
 use vigie_domain::enrollment::{EnrollmentToken, Placement};
 use vigie_domain::ids::{ClientId, DeviceId, EnrollmentTokenId, IdError, SiteId, TenantId};
 use vigie_domain::notification::{ChannelFilter, ChannelId, ChannelKind, NotificationChannel};
-use vigie_domain::ports::ChannelStore;
+use vigie_domain::policy::{EffectivePolicy, Policy, Scope};
+use vigie_domain::ports::{ChannelStore, PolicyStore};
+use vigie_domain::workflow::{ActionRefused, AlertAction, AlertWork};
 use vigie_edge::{HttpRequest, HttpResponse};
 
 use crate::access::Context;
@@ -308,20 +310,312 @@ pub(crate) async fn handle<K: Clock>(
             ok(views::channel(&channel))
         }
         Operation::GetAlert => {
-            let alert_id = p.path_str("alert_id")?;
-            let record = ports
-                .evaluation()
-                .alert(context.tenant()?, alert_id)
-                .await?
-                .filter(|r| {
-                    r["client_id"]
-                        .as_str()
-                        .and_then(|c| ClientId::parse(c).ok())
-                        .is_some_and(|c| context.may_see(&c))
-                })
-                .ok_or(ApiError::NotFound { what: "alert" })?;
-            ok(record)
+            let record = visible_alert(api, context, &p).await?;
+            let (work, _) = work_of(api, context, &record).await?;
+            ok(views::alert(&record, &work))
         }
+        Operation::ListAlerts => {
+            let tenant = context.tenant()?;
+            let filter = AlertFilter::from_query(&p)?;
+            let records = ports.alert_work().records(tenant).await?;
+            let mut out = Vec::new();
+            for record in records {
+                if !client_of(&record).is_some_and(|c| context.may_see(&c)) {
+                    continue;
+                }
+                let (work, _) = work_of(api, context, &record).await?;
+                let view = views::alert(&record, &work);
+                if filter.accepts(&view) {
+                    out.push(view);
+                }
+            }
+            page(
+                out,
+                |v| v["alert_id"].as_str().unwrap_or_default().to_owned(),
+                Clone::clone,
+                &p,
+            )
+        }
+        Operation::AcknowledgeAlert => act(api, context, &p, AlertAction::Acknowledge).await,
+        Operation::TakeAlert => {
+            let me = context.principal().subject().to_owned();
+            act(api, context, &p, AlertAction::Assign(Some(me))).await
+        }
+        Operation::AssignAlert => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Assignment {
+                assignee: Option<String>,
+            }
+            let body: Assignment = json_body(request)?;
+            act(api, context, &p, AlertAction::Assign(body.assignee)).await
+        }
+        Operation::CommentAlert => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct NewComment {
+                text: String,
+            }
+            let body: NewComment = json_body(request)?;
+            let mut response = act(api, context, &p, AlertAction::Comment(body.text)).await?;
+            response.status = 201;
+            Ok(response)
+        }
+        Operation::ResolveAlert => act(api, context, &p, AlertAction::Resolve).await,
+        Operation::ListPolicies => {
+            let policies = ports.policies().policies(context.tenant()?).await?;
+            page(policies, |p| p.scope.key(), views::policy, &p)
+        }
+        Operation::GetPolicy => {
+            let scope = p.scope()?;
+            let policy = ports
+                .policies()
+                .policies(context.tenant()?)
+                .await?
+                .into_iter()
+                .find(|policy| policy.scope == scope)
+                .ok_or(ApiError::NotFound { what: "policy" })?;
+            ok(views::policy(&policy))
+        }
+        Operation::PutPolicy => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct PolicyInput {
+                rules: Vec<vigie_domain::policy::Rule>,
+            }
+            let tenant = context.tenant()?;
+            let scope = p.scope()?;
+            check_scope_exists(api, tenant, &scope).await?;
+            let body: PolicyInput = json_body(request)?;
+            let policy = Policy {
+                scope,
+                rules: body.rules,
+            };
+            policy
+                .validate()
+                .map_err(|e| ApiError::invalid("bad_policy", e.to_string()))?;
+            ports.policies().put(tenant, &policy, now).await?;
+            audit(context, "policy.put", &policy.scope.key());
+            ok(views::policy(&policy))
+        }
+        Operation::DeletePolicy => {
+            let tenant = context.tenant()?;
+            let scope = p.scope()?;
+            let policy = ports
+                .policies()
+                .policies(tenant)
+                .await?
+                .into_iter()
+                .find(|policy| policy.scope == scope)
+                .ok_or(ApiError::NotFound { what: "policy" })?;
+            ports.policies().delete(tenant, &scope.key()).await?;
+            audit(context, "policy.delete", &scope.key());
+            ok(views::policy(&policy))
+        }
+        Operation::EffectivePolicy => {
+            let device = visible_device(api, context, &p).await?;
+            let policies = ports.policies().policies(context.tenant()?).await?;
+            let effective = EffectivePolicy::for_device(
+                &policies,
+                &device.id,
+                &device.placement.client,
+                &device.placement.site,
+                &device.tags,
+            );
+            ok(views::effective_policy(&device, &effective))
+        }
+    }
+}
+
+/// Notes a change made through the API (who, what, when) for the audit trail.
+fn audit(context: &Context, action: &str, object: &str) {
+    let pr = context.principal();
+    tracing::info!(
+        event = "audit",
+        action,
+        object,
+        actor = pr.subject(),
+        role = pr.role().as_str(),
+        tenant_id = ?pr.tenant_id(),
+    );
+}
+
+fn client_of(record: &Value) -> Option<ClientId> {
+    record["client_id"]
+        .as_str()
+        .and_then(|c| ClientId::parse(c).ok())
+}
+
+async fn visible_alert<K: Clock>(
+    api: &Api<K>,
+    context: &Context,
+    p: &Params<'_>,
+) -> Result<Value, ApiError> {
+    let alert_id = p.path_str("alert_id")?;
+    api.ports
+        .evaluation()
+        .alert(context.tenant()?, alert_id)
+        .await?
+        .filter(|r| client_of(r).is_some_and(|c| context.may_see(&c)))
+        .ok_or(ApiError::NotFound { what: "alert" })
+}
+
+async fn work_of<K: Clock>(
+    api: &Api<K>,
+    context: &Context,
+    record: &Value,
+) -> Result<(AlertWork, u64), ApiError> {
+    let alert_id = record["alert_id"].as_str().unwrap_or_default();
+    let opened_ms = record["opened_ms"].as_i64().unwrap_or_default();
+    Ok(api
+        .ports
+        .alert_work()
+        .work(context.tenant()?, alert_id, opened_ms)
+        .await?)
+}
+
+/// Applies `action` to the alert's current episode (optimistic, retried on a race).
+async fn act<K: Clock>(
+    api: &Api<K>,
+    context: &Context,
+    p: &Params<'_>,
+    action: AlertAction,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = context.tenant()?;
+    let name = match &action {
+        AlertAction::Acknowledge => "alert.acknowledge",
+        AlertAction::Assign(_) => "alert.assign",
+        AlertAction::Comment(_) => "alert.comment",
+        AlertAction::Resolve => "alert.resolve",
+    };
+    for _ in 0..5 {
+        let record = visible_alert(api, context, p).await?;
+        let (mut work, version) = work_of(api, context, &record).await?;
+        let measured_resolved = record["status"] == "resolved";
+        work.apply(
+            action.clone(),
+            context.principal().subject(),
+            api.clock.now_ms(),
+            measured_resolved,
+        )
+        .map_err(|e| match e {
+            ActionRefused::Resolved => ApiError::Conflict {
+                code: e.code(),
+                message: e.to_string(),
+            },
+            _ => ApiError::invalid(e.code(), e.to_string()),
+        })?;
+        let alert_id = record["alert_id"].as_str().unwrap_or_default();
+        let opened_ms = record["opened_ms"].as_i64().unwrap_or_default();
+        if api
+            .ports
+            .alert_work()
+            .save(tenant, alert_id, opened_ms, &work, version)
+            .await?
+        {
+            audit(context, name, alert_id);
+            return Ok(HttpResponse::json(200, &views::alert(&record, &work)));
+        }
+    }
+    Err(ApiError::Conflict {
+        code: "busy",
+        message: "the alert kept changing; retry".into(),
+    })
+}
+
+/// A policy may only name client companies, sites and devices of the tenant.
+async fn check_scope_exists<K: Clock>(
+    api: &Api<K>,
+    tenant: &TenantId,
+    scope: &Scope,
+) -> Result<(), ApiError> {
+    let exists = match scope {
+        Scope::Tenant | Scope::Tag { .. } => true,
+        Scope::Client { client } => api
+            .ports
+            .directory()
+            .client(tenant, client)
+            .await?
+            .is_some(),
+        Scope::Site { client, site } => api
+            .ports
+            .directory()
+            .site(tenant, client, site)
+            .await?
+            .is_some(),
+        Scope::Device { device } => api.ports.devices().get(tenant, device).await?.is_some(),
+    };
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound {
+            what: "policy scope",
+        })
+    }
+}
+
+/// Filters of `GET /v1/alerts`.
+struct AlertFilter {
+    status: Option<String>,
+    severity: Option<String>,
+    client: Option<String>,
+    site: Option<String>,
+    family: Option<String>,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+}
+
+impl AlertFilter {
+    fn from_query(p: &Params<'_>) -> Result<Self, ApiError> {
+        let one_of = |name: &str, allowed: &[&str]| -> Result<Option<String>, ApiError> {
+            match p.query.get(name) {
+                None => Ok(None),
+                Some(v) if allowed.contains(&v.as_str()) => Ok(Some(v.clone())),
+                Some(_) => Err(ApiError::invalid(
+                    "bad_filter",
+                    format!("{name} is one of {}", allowed.join(", ")),
+                )),
+            }
+        };
+        let number = |name: &str| -> Result<Option<i64>, ApiError> {
+            p.query
+                .get(name)
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| ApiError::invalid("bad_filter", format!("{name} is Unix ms")))
+                })
+                .transpose()
+        };
+        let families: Vec<&str> = vigie_domain::alert::AlertFamily::ALL
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
+        Ok(Self {
+            status: one_of("status", &["open", "acknowledged", "resolved"])?,
+            severity: one_of("severity", &["info", "warning", "critical"])?,
+            client: p
+                .query_id("client_id", ClientId::parse)?
+                .map(|c| c.to_string()),
+            site: p.query_id("site_id", SiteId::parse)?.map(|s| s.to_string()),
+            family: one_of("family", &families)?,
+            since_ms: number("since_ms")?,
+            until_ms: number("until_ms")?,
+        })
+    }
+
+    fn accepts(&self, view: &Value) -> bool {
+        let eq = |field: &str, want: &Option<String>| {
+            want.as_ref()
+                .is_none_or(|w| view[field].as_str() == Some(w.as_str()))
+        };
+        let opened = view["opened_ms"].as_i64().unwrap_or_default();
+        eq("status", &self.status)
+            && eq("severity", &self.severity)
+            && eq("client_id", &self.client)
+            && eq("site_id", &self.site)
+            && eq("family", &self.family)
+            && self.since_ms.is_none_or(|s| opened >= s)
+            && self.until_ms.is_none_or(|u| opened < u)
     }
 }
 
@@ -365,6 +659,13 @@ struct Params<'a> {
 }
 
 impl Params<'_> {
+    /// The `{scope}` path parameter: a URL-encoded [`Scope::key`].
+    fn scope(&self) -> Result<Scope, ApiError> {
+        Scope::from_key(&percent_decode(self.path_str("scope")?)).ok_or(ApiError::NotFound {
+            what: "policy scope",
+        })
+    }
+
     fn path_str(&self, name: &str) -> Result<&str, ApiError> {
         self.path
             .get(name)

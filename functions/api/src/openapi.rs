@@ -158,15 +158,70 @@ fn schemas() -> Map<String, Value> {
             "filter": filter }
     }));
     s.insert("ChannelPage".into(), page_of("Channel"));
-    s.insert("Alert".into(), json!({
-        "type": "object",
-        "required": ["alert_id", "status", "severity", "tenant_id", "client_id", "site_id", "device_id"],
-        "properties": {
-            "alert_id": text, "status": { "enum": ["open", "acknowledged", "resolved"] },
-            "severity": { "enum": ["info", "warning", "critical"] },
-            "tenant_id": id, "client_id": id, "site_id": id, "device_id": text
-        }
+    let stamp = json!({ "type": ["object", "null"], "required": ["by", "at_ms"],
+        "properties": { "by": text, "at_ms": ms } });
+    s.insert(
+        "Alert".into(),
+        json!({
+            "type": "object",
+            "required": ["alert_id", "status", "severity", "tenant_id", "client_id", "site_id",
+                "device_id", "family", "opened_ms", "acknowledged", "assignee", "assigned",
+                "resolved_by_hand", "comments"],
+            "properties": {
+                "alert_id": text, "status": { "enum": ["open", "acknowledged", "resolved"] },
+                "severity": { "enum": ["info", "warning", "critical"] },
+                "tenant_id": id, "client_id": id, "site_id": id, "device_id": text,
+                "device_name": text, "rule_id": text, "family": text, "subject": text,
+                "metric": text, "value": { "type": "number" }, "threshold": { "type": "number" },
+                "opened_ms": ms, "updated_ms": ms, "resolved_ms": { "type": ["integer", "null"] },
+                "acknowledged": stamp, "assignee": { "type": ["string", "null"] },
+                "assigned": stamp, "resolved_by_hand": stamp,
+                "comments": { "type": "array", "items": { "type": "object",
+                    "required": ["by", "at_ms", "text"],
+                    "properties": { "by": text, "at_ms": ms, "text": text } } }
+            }
+        }),
+    );
+    s.insert("AlertPage".into(), page_of("Alert"));
+    s.insert("Assignment".into(), json!({
+        "type": "object", "required": ["assignee"], "additionalProperties": false,
+        "properties": { "assignee": { "type": ["string", "null"], "minLength": 1, "maxLength": 200 } }
     }));
+    s.insert(
+        "NewComment".into(),
+        json!({
+            "type": "object", "required": ["text"], "additionalProperties": false,
+            "properties": { "text": { "type": "string", "minLength": 1, "maxLength": 4000 } }
+        }),
+    );
+    let rules = json!({ "type": "array", "maxItems": 200, "items": { "type": "object",
+        "required": ["id", "family", "metric", "direction"],
+        "properties": { "id": id, "family": text, "metric": text, "subject": text,
+            "direction": { "enum": ["above", "below"] }, "enabled": { "type": "boolean" } } } });
+    s.insert(
+        "Policy".into(),
+        json!({
+            "type": "object", "required": ["scope", "rules"],
+            "properties": { "scope": text, "rules": rules }
+        }),
+    );
+    s.insert(
+        "PolicyInput".into(),
+        json!({
+            "type": "object", "required": ["rules"], "additionalProperties": false,
+            "properties": { "rules": rules }
+        }),
+    );
+    s.insert("PolicyPage".into(), page_of("Policy"));
+    s.insert(
+        "EffectivePolicy".into(),
+        json!({
+            "type": "object", "required": ["device_id", "rules"],
+            "properties": { "device_id": text, "rules": { "type": "array", "items": {
+                "type": "object", "required": ["rule", "from"],
+                "properties": { "rule": { "type": "object" }, "from": text } } } }
+        }),
+    );
     s
 }
 

@@ -124,3 +124,29 @@ pub fn channel(c: &NotificationChannel) -> Value {
     };
     json!({ "channel_id": c.id, "name": c.name, "kind": kind, "filter": c.filter })
 }
+
+/// An alert: the evaluator's record with the human side of its current episode.
+pub fn alert(record: &Value, work: &vigie_domain::workflow::AlertWork) -> Value {
+    let mut view = record.clone();
+    let measured_resolved = record["status"] == "resolved";
+    view["status"] = json!(work.status(measured_resolved));
+    view["acknowledged"] = json!(work.acknowledged);
+    view["assignee"] = json!(work.assignee);
+    view["assigned"] = json!(work.assigned);
+    view["resolved_by_hand"] = json!(work.resolved);
+    view["comments"] = json!(work.comments);
+    view
+}
+
+pub fn policy(p: &vigie_domain::policy::Policy) -> Value {
+    json!({ "scope": p.scope.key(), "rules": p.rules })
+}
+
+pub fn effective_policy(d: &Device, e: &vigie_domain::policy::EffectivePolicy) -> Value {
+    let rules: Vec<Value> = e
+        .rules
+        .iter()
+        .map(|(rule, scope)| json!({ "rule": rule, "from": scope.key() }))
+        .collect();
+    json!({ "device_id": d.id, "rules": rules })
+}

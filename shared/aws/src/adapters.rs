@@ -158,6 +158,13 @@ impl AwsPorts {
         }
     }
 
+    pub fn alert_work(&self) -> crate::alert_work::DynamoAlertWork {
+        crate::alert_work::DynamoAlertWork {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
     pub fn api_keys(&self) -> crate::api_keys::DynamoApiKeys {
         crate::api_keys::DynamoApiKeys {
             client: self.clients.dynamodb.clone(),

@@ -2,6 +2,7 @@
 //! implements a port of `vigie-domain`; [`adapters::AwsPorts`] builds them all once.
 
 pub mod adapters;
+pub mod alert_work;
 pub mod alerts_topic;
 pub mod api_keys;
 pub mod config;

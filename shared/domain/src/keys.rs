@@ -130,6 +130,19 @@ impl<'a> TenantKeys<'a> {
         key(self.pk(), format!("ALERT{SEP}{alert_id}"))
     }
 
+    /// The human side (acknowledgement, assignee, comments) of one episode of an alert.
+    pub fn alert_work(&self, alert_id: &str, opened_ms: i64) -> TableKey {
+        key(
+            self.pk(),
+            format!("ALERTWORK{SEP}{alert_id}{SEP}{opened_ms:015}"),
+        )
+    }
+
+    /// Where every alert's current record sorts (`Query begins_with`).
+    pub fn alerts_prefix(&self) -> (String, String) {
+        (self.pk(), format!("ALERT{SEP}"))
+    }
+
     /// The policy at one scope (`scope_key` from [`crate::policy::Scope::key`]).
     pub fn policy(&self, scope_key: &str) -> TableKey {
         key(self.pk(), format!("POLICY{SEP}{scope_key}"))

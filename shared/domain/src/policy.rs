@@ -146,6 +146,35 @@ impl Scope {
         }
     }
 
+    /// The scope a [`Scope::key`] names, if it is one.
+    pub fn from_key(key: &str) -> Option<Self> {
+        let (level, rest) = key.split_once(':').unwrap_or((key, ""));
+        Some(match level {
+            "tenant" if rest.is_empty() => Self::Tenant,
+            "tag" => {
+                let (k, v) = rest.split_once('=')?;
+                (!k.is_empty() && !v.is_empty()).then(|| Self::Tag {
+                    key: k.to_owned(),
+                    value: v.to_owned(),
+                })?
+            }
+            "client" => Self::Client {
+                client: ClientId::parse(rest).ok()?,
+            },
+            "site" => {
+                let (c, s) = rest.split_once('/')?;
+                Self::Site {
+                    client: ClientId::parse(c).ok()?,
+                    site: SiteId::parse(s).ok()?,
+                }
+            }
+            "device" => Self::Device {
+                device: DeviceId::parse(rest).ok()?,
+            },
+            _ => return None,
+        })
+    }
+
     /// Whether the scope covers a device placed at `client`/`site` with `tags`.
     pub fn covers(
         &self,
@@ -382,6 +411,45 @@ impl EffectivePolicy {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod scope_key_tests {
+    use super::*;
+
+    #[test]
+    fn scope_keys_round_trip() {
+        let scopes = [
+            Scope::Tenant,
+            Scope::Tag {
+                key: "role".into(),
+                value: "server".into(),
+            },
+            Scope::Client {
+                client: ClientId::parse("acme").expect("id"),
+            },
+            Scope::Site {
+                client: ClientId::parse("acme").expect("id"),
+                site: SiteId::parse("hq").expect("id"),
+            },
+            Scope::Device {
+                device: DeviceId::generate(),
+            },
+        ];
+        for scope in scopes {
+            assert_eq!(Scope::from_key(&scope.key()), Some(scope));
+        }
+        for bad in [
+            "",
+            "tenant:x",
+            "tag:role",
+            "client:Bad!",
+            "site:acme",
+            "moon:1",
+        ] {
+            assert_eq!(Scope::from_key(bad), None, "{bad}");
+        }
     }
 }
 
