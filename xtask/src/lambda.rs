@@ -14,6 +14,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("vigie-evaluator", "evaluator"),
     ("vigie-sweeper", "sweeper"),
     ("vigie-notifier", "notifier"),
+    ("vigie-api", "api"),
 ];
 
 /// The virtualenv holding cargo-lambda and zig; installs it when missing or outdated.

@@ -54,7 +54,7 @@ pub use error::{AuthError, ConfigError};
 pub use jwks::{HttpJwks, JwksFetchError, JwksFetcher, JwksRefreshPolicy};
 pub use own::{OwnIssuer, OwnKey};
 pub use principal::{Credential, Grant, Principal, Role, UnknownRole};
-pub use verifier::{IssuerConfig, OidcAlgorithm, Verifier};
+pub use verifier::{Identity, IssuerConfig, OidcAlgorithm, Verified, Verifier};
 
 /// Makes RustCrypto jsonwebtoken's process-wide provider, whatever features the build unified.
 fn install_crypto_provider() {

@@ -14,7 +14,7 @@ use vigie_domain::clock::Clock;
 
 use crate::claims::{ClaimNames, grant_from_claims};
 use crate::jwks::{HttpJwks, JwksCache, JwksFetcher, JwksRefreshPolicy, KeyEntry, select_key};
-use crate::{AuthError, ConfigError, Credential, OwnKey, Principal};
+use crate::{AuthError, ConfigError, Credential, Grant, OwnKey, Principal};
 
 /// Longest token accepted; anything longer is refused before any decoding.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -296,6 +296,52 @@ impl Verifier {
     ///
     /// Runs inside a Tokio runtime: fetching an OIDC key set uses `spawn_blocking`.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let (issuer_name, claims, names) = self.verified_claims(token).await?;
+        let grant = grant_from_claims(&claims, names)?;
+        Ok(Principal::new(
+            grant,
+            Credential::Jwt {
+                issuer: issuer_name.to_owned(),
+            },
+        ))
+    }
+
+    /// Like [`Verifier::verify`], but a verified token that carries no role claim (an OIDC
+    /// provider's token for a person invited into a tenant) is answered as an [`Identity`]:
+    /// who it is, proven, with what they may do still to be read from their user record.
+    pub async fn verify_any(&self, token: &str) -> Result<Verified, AuthError> {
+        let (issuer_name, claims, names) = self.verified_claims(token).await?;
+        if claims.contains_key(&names.role) {
+            let grant = grant_from_claims(&claims, names)?;
+            return Ok(Verified::Principal(Principal::new(
+                grant,
+                Credential::Jwt {
+                    issuer: issuer_name.to_owned(),
+                },
+            )));
+        }
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or(AuthError::BadClaims {
+                reason: "sub is required",
+            })?;
+        Ok(Verified::Identity(Identity {
+            issuer: issuer_name.to_owned(),
+            subject: subject.to_owned(),
+            email: claims
+                .get("email")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }))
+    }
+
+    /// The issuer and claims of a token whose signature, issuer, audience and times hold.
+    async fn verified_claims(
+        &self,
+        token: &str,
+    ) -> Result<(&str, Map<String, Value>, &ClaimNames), AuthError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::MalformedToken);
         }
@@ -357,11 +403,53 @@ impl Verifier {
         }
         check_audience(&claims, &issuer.audience)?;
         check_times(&claims, now_ms.div_euclid(1000), self.leeway_s)?;
-        let grant = grant_from_claims(&claims, &issuer.claim_names)?;
+        Ok((issuer_name.as_str(), claims, &issuer.claim_names))
+    }
+}
+
+/// What a verified token proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// A complete grant, from the token's claims.
+    Principal(Principal),
+    /// Who the caller is, without a grant: look the user record up.
+    Identity(Identity),
+}
+
+/// A person proven by a verified token that names no role. Only [`Verifier::verify_any`]
+/// makes one, so holding one means the token was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    issuer: String,
+    subject: String,
+    email: Option<String>,
+}
+
+impl Identity {
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    pub fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+
+    /// The principal this identity is, given the grant its user record holds. The grant must
+    /// name this identity's subject.
+    pub fn with_grant(self, grant: Grant) -> Result<Principal, AuthError> {
+        if grant.subject() != self.subject {
+            return Err(AuthError::BadClaims {
+                reason: "the user record belongs to someone else",
+            });
+        }
         Ok(Principal::new(
             grant,
             Credential::Jwt {
-                issuer: issuer_name.clone(),
+                issuer: self.issuer,
             },
         ))
     }

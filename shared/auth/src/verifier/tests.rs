@@ -749,3 +749,51 @@ async fn oidc_keys_are_fetched_over_http() {
         .expect("fetch task");
     assert_eq!(missing, Err(crate::JwksFetchError::Status(404)));
 }
+
+#[tokio::test]
+async fn a_token_without_a_role_is_an_identity_and_needs_its_user_record() {
+    let idp = FakeIdp::serving(vec![jwk_json(&rsa_key(), Algorithm::RS256, "rsa-1")]);
+    let verifier = oidc_verifier(&idp, clock_at(T0));
+    let person = json!({
+        "iss": IDP_ISS, "aud": AUD, "sub": "user-42", "email": "ana@msp.example",
+        "iat": T0, "nbf": T0, "exp": T0 + 3600,
+    });
+    let token = sign(Algorithm::RS256, Some("rsa-1"), &person, &rsa_key());
+    // `verify` wants a complete grant in the claims.
+    assert_eq!(code(verifier.verify(&token).await), "bad_claims");
+    let Ok(Verified::Identity(identity)) = verifier.verify_any(&token).await else {
+        panic!("an identity");
+    };
+    assert_eq!(
+        (identity.issuer(), identity.subject(), identity.email()),
+        (IDP_ISS, "user-42", Some("ana@msp.example"))
+    );
+    // Its user record's grant makes it a principal; someone else's does not.
+    let principal = identity
+        .clone()
+        .with_grant(viewer_grant())
+        .expect("own record");
+    assert_eq!(principal.role(), Role::ClientViewer);
+    let other = Grant::new(
+        "user-7",
+        Role::Technician,
+        Some(tenant("acme")),
+        None,
+        vec![],
+    )
+    .expect("grant");
+    assert_eq!(code(identity.with_grant(other)), "bad_claims");
+    // A token with a role stays a principal; a forged one is still refused.
+    let full = sign(
+        Algorithm::RS256,
+        Some("rsa-1"),
+        &claims(IDP_ISS),
+        &rsa_key(),
+    );
+    assert!(matches!(
+        verifier.verify_any(&full).await,
+        Ok(Verified::Principal(_))
+    ));
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    assert!(verifier.verify_any(&forged).await.is_err());
+}
