@@ -20,7 +20,9 @@ use vigie_domain::alert::AlertEvent;
 use vigie_domain::clock::Clock;
 use vigie_domain::ids::TenantId;
 use vigie_domain::notification::NotificationChannel;
+use vigie_domain::usage::ChannelType;
 use vigie_domain::ports::{
+    DeliveryUsage,
     ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, MailError, Mailer,
     OutgoingEmail, RetryQueue, StoreError,
 };
@@ -250,6 +252,10 @@ where
                             &event.tenant_id,
                             &event.event_id,
                             &id,
+                            DeliveryUsage {
+                                client: &event.client_id,
+                                channel_type: ChannelType::of(&channel.kind),
+                            },
                             &record,
                             self.clock.now_ms(),
                         )

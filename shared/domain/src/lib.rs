@@ -21,3 +21,4 @@ pub mod protocol;
 pub mod rules;
 pub mod signing;
 pub mod telemetry;
+pub mod usage;
