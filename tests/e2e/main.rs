@@ -9,3 +9,4 @@ mod pipeline;
 mod provision;
 mod silence;
 mod stack;
+mod usage;

@@ -206,7 +206,11 @@ mod tests {
         assert_eq!(job.run().await.expect("runs").months_closed, 1);
         assert_eq!(job.run().await.expect("runs").months_closed, 0);
         assert_eq!(
-            ledger.closed.lock().expect("lock").get(&Month::parse("2025-03").expect("m")),
+            ledger
+                .closed
+                .lock()
+                .expect("lock")
+                .get(&Month::parse("2025-03").expect("m")),
             Some(&7)
         );
     }

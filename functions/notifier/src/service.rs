@@ -20,12 +20,11 @@ use vigie_domain::alert::AlertEvent;
 use vigie_domain::clock::Clock;
 use vigie_domain::ids::TenantId;
 use vigie_domain::notification::NotificationChannel;
-use vigie_domain::usage::ChannelType;
 use vigie_domain::ports::{
-    DeliveryUsage,
-    ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, MailError, Mailer,
-    OutgoingEmail, RetryQueue, StoreError,
+    ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, DeliveryUsage, MailError,
+    Mailer, OutgoingEmail, RetryQueue, StoreError,
 };
+use vigie_domain::usage::ChannelType;
 use vigie_edge::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 use crate::deliver::{DeliveryStatus, Notification, deliver, prepare};

@@ -226,7 +226,9 @@ impl DeviceRegistry for DynamoDevices {
                 return Ok(SequenceOutcome::Recorded);
             }
             match self.read(&device.id).await? {
-                Some(d) if d.status == DeviceStatus::Revoked => return Ok(SequenceOutcome::Revoked),
+                Some(d) if d.status == DeviceStatus::Revoked => {
+                    return Ok(SequenceOutcome::Revoked);
+                }
                 Some(d) if d.last_seq >= seq => {
                     return Ok(SequenceOutcome::AlreadyAccepted { last: d.last_seq });
                 }
@@ -389,6 +391,7 @@ impl DynamoDevices {
                 .build(),
         ];
         items.extend(others);
-        Ok(crate::usage::transact(&self.client, items).await? == crate::usage::Transacted::Committed)
+        Ok(crate::usage::transact(&self.client, items).await?
+            == crate::usage::Transacted::Committed)
     }
 }

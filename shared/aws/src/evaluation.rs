@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use vigie_domain::alert::{AlertEvent, AlertEventKind};
 use vigie_domain::ids::{ClientId, DeviceId, TenantId};
-use vigie_domain::usage::{Day, UsageCounters};
 use vigie_domain::keys::TenantKeys;
 use vigie_domain::policy::RuleId;
 use vigie_domain::ports::{
     CommitOutcome, DeviceEvaluationState, EvaluationStore, PendingEvent, StateChange, StoreError,
     Versioned,
 };
+use vigie_domain::usage::{Day, UsageCounters};
 
 use crate::item::{ItemBuilder, ItemExt, key_of, unavailable};
 use crate::usage::count_usage;

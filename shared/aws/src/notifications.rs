@@ -172,8 +172,8 @@ impl DeliveryLog for DynamoDeliveryLog {
         }
         // Delivered: the record and one notification in the usage, once — only if the delivery
         // was not recorded delivered already.
-        let update = update
-            .condition_expression("attribute_not_exists(#status) OR #status <> :status");
+        let update =
+            update.condition_expression("attribute_not_exists(#status) OR #status <> :status");
         let mut items = vec![
             TransactWriteItem::builder()
                 .update(update.build().map_err(unavailable)?)

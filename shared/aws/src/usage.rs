@@ -75,7 +75,9 @@ pub(crate) async fn transact(
     }
 }
 
-fn tx_update(update: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> Result<TransactWriteItem, StoreError> {
+fn tx_update(
+    update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+) -> Result<TransactWriteItem, StoreError> {
     Ok(TransactWriteItem::builder()
         .update(update.build().map_err(unavailable)?)
         .build())
@@ -125,7 +127,9 @@ pub(crate) fn count_usage(
         .collect();
     let mut update = Update::builder()
         .table_name(table)
-        .set_key(Some(key_of(&TenantKeys::new(tenant).usage_day(day, client))))
+        .set_key(Some(key_of(
+            &TenantKeys::new(tenant).usage_day(day, client),
+        )))
         .update_expression(format!(
             "ADD {} SET kind = :kind, tenant_id = :tenant, client_id = :client, usage_day = :day",
             adds.join(", ")
@@ -135,7 +139,8 @@ pub(crate) fn count_usage(
         .expression_attribute_values(":client", AttributeValue::S(client.as_str().into()))
         .expression_attribute_values(":day", AttributeValue::S(day.to_string()));
     for (i, (_, value)) in nonzero.iter().enumerate() {
-        update = update.expression_attribute_values(format!(":v{i}"), AttributeValue::N(value.to_string()));
+        update = update
+            .expression_attribute_values(format!(":v{i}"), AttributeValue::N(value.to_string()));
     }
     let month = ItemBuilder::keyed(&usage_month_tenant(day.month(), tenant))
         .s("kind", "usage_month_tenant")
@@ -167,7 +172,13 @@ pub(crate) fn hand_over(
     finished: &FinishedDay,
 ) -> Result<Vec<TransactWriteItem>, StoreError> {
     let p = &device.placement;
-    let mut items = count_usage(table, &p.tenant, &p.client, finished.day, &finished.counters())?;
+    let mut items = count_usage(
+        table,
+        &p.tenant,
+        &p.client,
+        finished.day,
+        &finished.counters(),
+    )?;
     items.push(tx_delete(
         table,
         key_of(&usage_open_entry(finished.day, &p.tenant, &device.id)),
@@ -258,10 +269,18 @@ impl DynamoUsage {
         })
     }
 
-    async fn live_month(&self, tenant: &TenantId, month: Month) -> Result<Vec<UsageRow>, StoreError> {
+    async fn live_month(
+        &self,
+        tenant: &TenantId,
+        month: Month,
+    ) -> Result<Vec<UsageRow>, StoreError> {
         let (pk, prefix) = TenantKeys::new(tenant).usage_month_prefix(month);
         let items = self
-            .query(pk, "pk = :pk AND begins_with(sk, :prefix)", &[(":prefix", prefix)])
+            .query(
+                pk,
+                "pk = :pk AND begins_with(sk, :prefix)",
+                &[(":prefix", prefix)],
+            )
             .await?;
         let rows = items.iter().map(day_row).collect::<Result<Vec<_>, _>>()?;
         Ok(by_month(&rows))
@@ -276,7 +295,9 @@ impl DynamoUsage {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key_of(&TenantKeys::new(tenant).usage_closed_month(month))))
+            .set_key(Some(key_of(
+                &TenantKeys::new(tenant).usage_closed_month(month),
+            )))
             .consistent_read(true)
             .send()
             .await
@@ -327,7 +348,9 @@ impl DynamoUsage {
 
 impl UsageLedger for DynamoUsage {
     async fn open_days(&self, day: Day) -> Result<Vec<OpenUsageDay>, StoreError> {
-        let items = self.query(usage_open_partition(day), "pk = :pk", &[]).await?;
+        let items = self
+            .query(usage_open_partition(day), "pk = :pk", &[])
+            .await?;
         items
             .iter()
             .map(|item| {
@@ -351,7 +374,12 @@ impl UsageLedger for DynamoUsage {
                 .send()
                 .await
                 .map_err(unavailable)?;
-            let device = match out.item.as_ref().map(crate::devices::device_from_item).transpose()? {
+            let device = match out
+                .item
+                .as_ref()
+                .map(crate::devices::device_from_item)
+                .transpose()?
+            {
                 Some(d) if d.placement.tenant == entry.tenant => d,
                 _ => {
                     self.remove_open(entry).await?;
@@ -371,7 +399,9 @@ impl UsageLedger for DynamoUsage {
             let update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key_of(&device_identity(&device.id))))
-                .update_expression("SET usage_day = :today, usage_batches = :zero, usage_bytes = :zero")
+                .update_expression(
+                    "SET usage_day = :today, usage_batches = :zero, usage_bytes = :zero",
+                )
                 .condition_expression("usage_day = :day AND usage_batches = :batches")
                 .expression_attribute_values(":today", AttributeValue::S(today.to_string()))
                 .expression_attribute_values(":zero", AttributeValue::N("0".into()))
@@ -394,7 +424,9 @@ impl UsageLedger for DynamoUsage {
     }
 
     async fn tenants_in(&self, month: Month) -> Result<Vec<TenantId>, StoreError> {
-        let items = self.query(usage_month_partition(month), "pk = :pk", &[]).await?;
+        let items = self
+            .query(usage_month_partition(month), "pk = :pk", &[])
+            .await?;
         items
             .iter()
             .map(|item| item.parsed("tenant_id", TenantId::parse))

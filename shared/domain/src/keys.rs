@@ -306,10 +306,26 @@ mod tests {
             assert!(!(lo <= k.sk && k.sk <= hi), "{outside}");
         }
         let (_, prefix) = keys.usage_month_prefix(Month::parse("2025-03").expect("month"));
-        assert!(keys.usage_day(day("2025-03-31"), &client).sk.starts_with(&prefix));
-        assert!(!keys.usage_closed_month(Month::parse("2025-03").expect("m")).sk.starts_with(&prefix));
+        assert!(
+            keys.usage_day(day("2025-03-31"), &client)
+                .sk
+                .starts_with(&prefix)
+        );
+        assert!(
+            !keys
+                .usage_closed_month(Month::parse("2025-03").expect("m"))
+                .sk
+                .starts_with(&prefix)
+        );
         assert_eq!(
-            parts(&usage_open_entry(day("2025-03-02"), &t, &DeviceId::parse("dev-x").expect("id")).sk),
+            parts(
+                &usage_open_entry(
+                    day("2025-03-02"),
+                    &t,
+                    &DeviceId::parse("dev-x").expect("id")
+                )
+                .sk
+            ),
             vec!["msp", "dev-x"]
         );
     }

@@ -13,9 +13,9 @@ use crate::enrollment::EnrollmentToken;
 use crate::envelope::BatchEnvelope;
 use crate::envelope::IntakeMessage;
 use crate::ids::{ClientId, DeviceId, EnrollmentTokenId, TenantId};
-use crate::usage::{Day, Month, UsageRow};
 use crate::policy::{Policy, StateKey};
 use crate::rules::RuleState;
+use crate::usage::{Day, Month, UsageRow};
 
 /// A storage or messaging failure. `Unavailable` is worth retrying; `Corrupt` is not.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -666,8 +666,18 @@ mod tests {
         assert_eq!(dec.next().to_string(), "2026-01");
         assert_eq!(dec.next().previous(), dec);
         assert_eq!(dec.closes_on().to_string(), "2026-01-02");
-        assert_eq!(Day::parse("2024-02-29").expect("d").start_ms(), ms + 1 - DAY_MS);
-        for bad in ["2023-02-29", "2024-13-01", "2024-1-01", "2024-01-00", "20240101", "2024-01-01x"] {
+        assert_eq!(
+            Day::parse("2024-02-29").expect("d").start_ms(),
+            ms + 1 - DAY_MS
+        );
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-01",
+            "2024-01-00",
+            "20240101",
+            "2024-01-01x",
+        ] {
             assert!(Day::parse(bad).is_err(), "{bad}");
         }
         assert!(Month::parse("2024-00").is_err());
