@@ -3,7 +3,7 @@
 //! the same path as on AWS.
 //!
 //! Hosted: the ingestion function (HTTP), the evaluator (SQS poller on the intake queue), the
-//! notifier (SQS poller on the notification queue), the silence sweeper (a schedule tick).
+//! notifier (SQS poller on the notification queue), the silence sweeper and the usage close (schedule ticks).
 
 pub mod pollers;
 pub mod webhook_sink;
@@ -95,6 +95,9 @@ pub type EvaluatorService = vigie_evaluator::Evaluator<
 
 /// How often the local runtime runs the silence sweeper (on AWS: a one-minute schedule).
 pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often the local runtime runs the usage close (on AWS: hourly).
+pub const USAGE_CLOSE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Largest request body the local HTTP front accepts (the handler enforces its own limits).
 const MAX_HTTP_BODY: usize = limits::MAX_COMPRESSED_BODY * 2;
@@ -250,6 +253,17 @@ impl LocalRuntime {
                 tick.tick().await;
                 if let Err(e) = sweeper.sweep().await {
                     tracing::warn!(error = %e, "silence sweep failed; next tick retries");
+                }
+            }
+        }));
+        // The usage close on a schedule (on AWS: hourly; it only works after midnight).
+        let close = vigie_evaluator::usage_close::UsageClose::new(ports.usage(), SystemClock);
+        runtime.pollers.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(USAGE_CLOSE_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) = close.run().await {
+                    tracing::warn!(error = %e, "usage close failed; next tick retries");
                 }
             }
         }));

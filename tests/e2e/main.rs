@@ -10,3 +10,4 @@ mod pipeline;
 mod provision;
 mod silence;
 mod stack;
+mod usage;

@@ -15,6 +15,7 @@
 //! A quiet device costs one query per batch and no write.
 
 pub mod silence;
+pub mod usage_close;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -251,6 +251,7 @@ mod tests {
             &self,
             _: &Device,
             _: u64,
+            _: u64,
             _: i64,
         ) -> Result<SequenceOutcome, StoreError> {
             Ok(SequenceOutcome::Recorded)
@@ -356,6 +357,7 @@ mod tests {
             rate_window_ms: 0,
             rate_count: 0,
             heartbeat_slot_ms: heartbeat_slot(last_seen_ms, 300),
+            usage: Default::default(),
         }
     }
 

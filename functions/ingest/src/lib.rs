@@ -134,6 +134,7 @@ where
                 rate_window_ms: 0,
                 rate_count: 0,
                 heartbeat_slot_ms: 0,
+                usage: Default::default(),
                 tags: token.tags.clone(),
             };
             if self.enrollment.redeem(&token, &device).await? == RedeemOutcome::Enrolled {
@@ -225,7 +226,7 @@ where
         let message_id = self.queue.enqueue(&envelope).await?;
         match self
             .registry
-            .record_batch(&device, headers.seq, now)
+            .record_batch(&device, headers.seq, envelope.wire_bytes, now)
             .await?
         {
             SequenceOutcome::Recorded => {}
@@ -303,6 +304,7 @@ mod tests {
             &self,
             device: &Device,
             seq: u64,
+            _wire_bytes: u64,
             now_ms: i64,
         ) -> Result<SequenceOutcome, StoreError> {
             let mut devices = self.devices.lock().expect("lock");

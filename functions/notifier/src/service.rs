@@ -21,9 +21,10 @@ use vigie_domain::clock::Clock;
 use vigie_domain::ids::TenantId;
 use vigie_domain::notification::NotificationChannel;
 use vigie_domain::ports::{
-    ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, MailError, Mailer,
-    OutgoingEmail, RetryQueue, StoreError,
+    ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, DeliveryUsage, MailError,
+    Mailer, OutgoingEmail, RetryQueue, StoreError,
 };
+use vigie_domain::usage::ChannelType;
 use vigie_edge::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 use crate::deliver::{DeliveryStatus, Notification, deliver, prepare};
@@ -250,6 +251,10 @@ where
                             &event.tenant_id,
                             &event.event_id,
                             &id,
+                            DeliveryUsage {
+                                client: &event.client_id,
+                                channel_type: ChannelType::of(&channel.kind),
+                            },
                             &record,
                             self.clock.now_ms(),
                         )

@@ -202,6 +202,14 @@ impl AwsPorts {
         }
     }
 
+    /// Usage metering: the export's reads, the daily close job's ledger.
+    pub fn usage(&self) -> crate::usage::DynamoUsage {
+        crate::usage::DynamoUsage {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
     pub fn channels(&self) -> DynamoChannels {
         DynamoChannels {
             client: self.clients.dynamodb.clone(),

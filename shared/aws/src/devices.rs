@@ -8,6 +8,7 @@ use vigie_domain::keys::{TenantKeys, device_identity, heartbeat_entry};
 use vigie_domain::ports::{DeviceRegistry, SequenceOutcome, StoreError};
 use vigie_domain::protocol::AgentConfig;
 use vigie_domain::signing::DevicePublicKey;
+use vigie_domain::usage::{BatchUsage, Day, DeviceUsage, plan_batch};
 
 use crate::item::{Item, ItemBuilder, ItemExt, key_of, unavailable};
 
@@ -20,7 +21,7 @@ pub struct DynamoDevices {
 
 pub(crate) fn device_item(d: &Device) -> Item {
     let p = &d.placement;
-    ItemBuilder::keyed(&device_identity(&d.id))
+    let builder = ItemBuilder::keyed(&device_identity(&d.id))
         .index(&TenantKeys::new(&p.tenant).device_index(&p.client, &p.site, &d.id))
         .s("kind", "device")
         .s("device_id", d.id.as_str())
@@ -42,8 +43,15 @@ pub(crate) fn device_item(d: &Device) -> Item {
         .n("rate_window_ms", d.rate_window_ms)
         .n("rate_count", d.rate_count)
         .string_map("tags", &d.tags)
-        .n("heartbeat_slot_ms", d.heartbeat_slot_ms)
-        .build()
+        .n("heartbeat_slot_ms", d.heartbeat_slot_ms);
+    match d.usage.day {
+        Some(day) => builder
+            .s("usage_day", day.to_string())
+            .n("usage_batches", d.usage.batches)
+            .n("usage_bytes", d.usage.bytes)
+            .build(),
+        None => builder.build(),
+    }
 }
 
 pub(crate) fn device_from_item(item: &Item) -> Result<Device, StoreError> {
@@ -72,6 +80,14 @@ pub(crate) fn device_from_item(item: &Item) -> Result<Device, StoreError> {
         rate_count: item.number_or("rate_count", 0)?,
         tags: item.string_map("tags")?,
         heartbeat_slot_ms: item.number_or("heartbeat_slot_ms", 0)?,
+        usage: DeviceUsage {
+            day: item
+                .contains_key("usage_day")
+                .then(|| item.parsed("usage_day", Day::parse))
+                .transpose()?,
+            batches: item.number_or("usage_batches", 0)?,
+            bytes: item.number_or("usage_bytes", 0)?,
+        },
     })
 }
 
@@ -213,8 +229,51 @@ impl DeviceRegistry for DynamoDevices {
         &self,
         device: &Device,
         seq: u64,
+        wire_bytes: u64,
         now_ms: i64,
     ) -> Result<SequenceOutcome, StoreError> {
+        let mut current = std::borrow::Cow::Borrowed(device);
+        for _ in 0..ATTEMPTS {
+            if self.try_record(&current, seq, wire_bytes, now_ms).await? {
+                return Ok(SequenceOutcome::Recorded);
+            }
+            match self.read(&device.id).await? {
+                Some(d) if d.status == DeviceStatus::Revoked => {
+                    return Ok(SequenceOutcome::Revoked);
+                }
+                Some(d) if d.last_seq >= seq => {
+                    return Ok(SequenceOutcome::AlreadyAccepted { last: d.last_seq });
+                }
+                // Only its usage day (or heartbeat slot) changed under us: a batch of the same
+                // device or the daily close job. Again, over the fresh record.
+                Some(d) => current = std::borrow::Cow::Owned(d),
+                None => return Ok(SequenceOutcome::Revoked),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "device {} kept changing while batch {seq} was recorded",
+            device.id
+        )))
+    }
+}
+
+/// How many times recording a batch is tried over a fresh read of the device.
+const ATTEMPTS: usize = 5;
+
+impl DynamoDevices {
+    /// One attempt at recording a batch over the device as read: true when recorded, false
+    /// when a condition failed (replayed, revoked, or the record changed meanwhile).
+    ///
+    /// The usual batch is one conditional `UpdateItem`. The first batch of a device's day, and a
+    /// batch whose heartbeat due time moves to another slot, is one `TransactWriteItems`: the
+    /// same update plus the usage hand-over / open-day entry and the heartbeat entry moves.
+    async fn try_record(
+        &self,
+        device: &Device,
+        seq: u64,
+        wire_bytes: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         let window = now_ms - now_ms.rem_euclid(60_000);
         let count = if window == device.rate_window_ms {
             device.rate_count.saturating_add(1)
@@ -222,7 +281,7 @@ impl DeviceRegistry for DynamoDevices {
             1
         };
         let slot = heartbeat_slot(now_ms, device.config.heartbeat_s);
-        let values = [
+        let mut values = vec![
             (":seq", AttributeValue::N(seq.to_string())),
             (":now", AttributeValue::N(now_ms.to_string())),
             (":window", AttributeValue::N(window.to_string())),
@@ -232,49 +291,59 @@ impl DeviceRegistry for DynamoDevices {
                 ":active",
                 AttributeValue::S(DeviceStatus::Active.as_str().into()),
             ),
+            (":one", AttributeValue::N("1".into())),
+            (":bytes", AttributeValue::N(wire_bytes.to_string())),
         ];
-        const SET: &str = "SET last_seq = :seq, last_seen_ms = :now, rate_window_ms = :window, \
-                           rate_count = :count, heartbeat_slot_ms = :slot";
-        const CONDITION: &str = "#status = :active AND last_seq < :seq";
-        let accepted = if slot == device.heartbeat_slot_ms {
-            // The usual case: one conditional update.
-            let mut update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key_of(&device_identity(&device.id))))
-                .update_expression(SET)
-                .condition_expression(CONDITION)
-                .expression_attribute_names("#status", "status");
-            for (k, v) in values {
-                update = update.expression_attribute_values(k, v);
+        let mut set = String::from(
+            "SET last_seq = :seq, last_seen_ms = :now, rate_window_ms = :window, \
+             rate_count = :count, heartbeat_slot_ms = :slot",
+        );
+        let mut condition = String::from("#status = :active AND last_seq < :seq");
+        let mut others: Vec<TransactWriteItem> = Vec::new();
+        match plan_batch(&device.usage, now_ms) {
+            BatchUsage::Add { day } => {
+                set.push_str(
+                    ", usage_batches = usage_batches + :one, usage_bytes = usage_bytes + :bytes",
+                );
+                condition.push_str(" AND usage_day = :day");
+                values.push((":day", AttributeValue::S(day.to_string())));
             }
-            match update.send().await {
-                Ok(_) => true,
-                Err(e) if is_conditional_failure(&e) => false,
-                Err(e) => return Err(unavailable(e)),
+            BatchUsage::Open {
+                day,
+                previous,
+                previous_batches,
+                flush,
+            } => {
+                set.push_str(", usage_day = :day, usage_batches = :one, usage_bytes = :bytes");
+                values.push((":day", AttributeValue::S(day.to_string())));
+                match previous {
+                    None => condition.push_str(" AND attribute_not_exists(usage_day)"),
+                    Some(previous) => {
+                        condition.push_str(
+                            " AND usage_day = :previous AND usage_batches = :previous_batches",
+                        );
+                        values.push((":previous", AttributeValue::S(previous.to_string())));
+                        values.push((
+                            ":previous_batches",
+                            AttributeValue::N(previous_batches.to_string()),
+                        ));
+                    }
+                }
+                others.push(crate::usage::open_day_entry(&self.table, day, device)?);
+                if let Some(finished) = flush {
+                    others.extend(crate::usage::hand_over(&self.table, device, &finished)?);
+                }
             }
-        } else {
+        }
+        if slot != device.heartbeat_slot_ms {
             // The due time moved to another slot: move the heartbeat entry with the update.
             let p = &device.placement;
-            let mut update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key_of(&device_identity(&device.id))))
-                .update_expression(SET)
-                .condition_expression(CONDITION)
-                .expression_attribute_names("#status", "status");
-            for (k, v) in values {
-                update = update.expression_attribute_values(k, v);
-            }
             let entry = ItemBuilder::keyed(&heartbeat_entry(slot, &p.tenant, &device.id))
                 .s("kind", "heartbeat")
                 .s("tenant_id", p.tenant.as_str())
                 .s("device_id", device.id.as_str())
                 .build();
-            let mut items = vec![
-                TransactWriteItem::builder()
-                    .update(update.build().map_err(unavailable)?)
-                    .build(),
+            others.push(
                 TransactWriteItem::builder()
                     .put(
                         Put::builder()
@@ -284,10 +353,10 @@ impl DeviceRegistry for DynamoDevices {
                             .map_err(unavailable)?,
                     )
                     .build(),
-            ];
+            );
             if device.heartbeat_slot_ms != 0 {
                 let old = heartbeat_entry(device.heartbeat_slot_ms, &p.tenant, &device.id);
-                items.push(
+                others.push(
                     TransactWriteItem::builder()
                         .delete(
                             Delete::builder()
@@ -299,30 +368,42 @@ impl DeviceRegistry for DynamoDevices {
                         .build(),
                 );
             }
-            match self
+        }
+        if others.is_empty() {
+            // The usual case: one conditional update.
+            let mut update = self
                 .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-            {
-                Ok(_) => true,
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_transaction_canceled_exception()) =>
-                {
-                    false
-                }
-                Err(e) => return Err(unavailable(e)),
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(&device_identity(&device.id))))
+                .update_expression(set)
+                .condition_expression(condition)
+                .expression_attribute_names("#status", "status");
+            for (k, v) in values {
+                update = update.expression_attribute_values(k, v);
             }
-        };
-        if accepted {
-            return Ok(SequenceOutcome::Recorded);
+            return match update.send().await {
+                Ok(_) => Ok(true),
+                Err(e) if is_conditional_failure(&e) => Ok(false),
+                Err(e) => Err(unavailable(e)),
+            };
         }
-        match self.read(&device.id).await? {
-            Some(d) if d.status == DeviceStatus::Revoked => Ok(SequenceOutcome::Revoked),
-            Some(d) => Ok(SequenceOutcome::AlreadyAccepted { last: d.last_seq }),
-            None => Ok(SequenceOutcome::Revoked),
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&device_identity(&device.id))))
+            .update_expression(set)
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status");
+        for (k, v) in values {
+            update = update.expression_attribute_values(k, v);
         }
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(update.build().map_err(unavailable)?)
+                .build(),
+        ];
+        items.extend(others);
+        Ok(crate::usage::transact(&self.client, items).await?
+            == crate::usage::Transacted::Committed)
     }
 }

@@ -9,15 +9,17 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use vigie_domain::alert::{AlertEvent, AlertEventKind};
-use vigie_domain::ids::{DeviceId, TenantId};
+use vigie_domain::ids::{ClientId, DeviceId, TenantId};
 use vigie_domain::keys::TenantKeys;
 use vigie_domain::policy::RuleId;
 use vigie_domain::ports::{
     CommitOutcome, DeviceEvaluationState, EvaluationStore, PendingEvent, StateChange, StoreError,
     Versioned,
 };
+use vigie_domain::usage::{Day, UsageCounters};
 
 use crate::item::{ItemBuilder, ItemExt, key_of, unavailable};
+use crate::usage::count_usage;
 
 /// DynamoDB's limit of actions in one transaction.
 const MAX_TRANSACTION: usize = 100;
@@ -161,7 +163,7 @@ impl EvaluationStore for DynamoEvaluation {
         let keys = TenantKeys::new(tenant);
         // Group each state change with the events of its (rule, item) and the alert records
         // they leave; groups are packed into transactions of at most 100 actions.
-        let mut groups: Vec<Vec<TransactWriteItem>> = Vec::new();
+        let mut groups: Vec<(Vec<TransactWriteItem>, BTreeMap<&ClientId, u64>)> = Vec::new();
         for change in changes {
             let (rule, subject) = &change.key;
             let mut group = Vec::new();
@@ -184,6 +186,10 @@ impl EvaluationStore for DynamoEvaluation {
                 .iter()
                 .filter(|e| e.rule_id == rule.as_str() && &e.subject == subject)
                 .collect();
+            let mut opened: BTreeMap<&ClientId, u64> = BTreeMap::new();
+            for e in mine.iter().filter(|e| e.kind == AlertEventKind::Opened) {
+                *opened.entry(&e.client_id).or_default() += 1;
+            }
             for e in &mine {
                 let item = ItemBuilder::keyed(&keys.outbox_event(device, &e.event_id))
                     .s("kind", "outbox")
@@ -205,18 +211,41 @@ impl EvaluationStore for DynamoEvaluation {
                     .build();
                 group.push(put(item, None, &self.table)?);
             }
-            groups.push(group);
+            groups.push((group, opened));
         }
+        // Alerts opened count in the usage of the commit's day, in the transaction that opens
+        // them (so once): two actions per client company, kept free in every transaction.
+        let day = Day::of_ms(now_ms);
         let mut transaction: Vec<TransactWriteItem> = Vec::new();
+        let mut opened: BTreeMap<&ClientId, u64> = BTreeMap::new();
         let mut batches = Vec::new();
-        for group in groups {
-            if transaction.len() + group.len() > MAX_TRANSACTION && !transaction.is_empty() {
-                batches.push(std::mem::take(&mut transaction));
+        let close = |transaction: &mut Vec<TransactWriteItem>,
+                     opened: &mut BTreeMap<&ClientId, u64>|
+         -> Result<Vec<TransactWriteItem>, StoreError> {
+            let mut items = std::mem::take(transaction);
+            for (client, n) in std::mem::take(opened) {
+                let counters = UsageCounters {
+                    alerts_opened: n,
+                    ..UsageCounters::default()
+                };
+                items.extend(count_usage(&self.table, tenant, client, day, &counters)?);
+            }
+            Ok(items)
+        };
+        for (group, group_opened) in groups {
+            let reserved = 2 * (opened.len() + group_opened.len());
+            if transaction.len() + group.len() + reserved > MAX_TRANSACTION
+                && !transaction.is_empty()
+            {
+                batches.push(close(&mut transaction, &mut opened)?);
             }
             transaction.extend(group);
+            for (client, n) in group_opened {
+                *opened.entry(client).or_default() += n;
+            }
         }
         if !transaction.is_empty() {
-            batches.push(transaction);
+            batches.push(close(&mut transaction, &mut opened)?);
         }
         for items in batches {
             let result = self

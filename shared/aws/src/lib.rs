@@ -19,6 +19,7 @@ pub mod policies;
 pub mod provision;
 pub mod resources;
 pub mod telemetry_queue;
+pub mod usage;
 
 pub use aws_sdk_dynamodb;
 pub use aws_sdk_s3;

@@ -1,13 +1,17 @@
 //! Notification channels, the delivery log and the notification dead-letter queue.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use vigie_domain::ids::TenantId;
 use vigie_domain::keys::TenantKeys;
 use vigie_domain::notification::NotificationChannel;
 use vigie_domain::ports::{
-    ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, RetryQueue, StoreError,
+    ChannelStore, Claim, DeadLetters, DeliveryLog, DeliveryRecord, DeliveryUsage, RetryQueue,
+    StoreError,
 };
+use vigie_domain::usage::{Day, UsageCounters};
+
+use crate::usage::{Transacted, count_usage, transact};
 
 use crate::item::{ItemExt, document_item, key_of, list_documents, put_item, unavailable};
 
@@ -130,13 +134,12 @@ impl DeliveryLog for DynamoDeliveryLog {
         tenant: &TenantId,
         event_id: &str,
         channel: &str,
+        usage: DeliveryUsage<'_>,
         record: &DeliveryRecord,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let key = TenantKeys::new(tenant).delivery(event_id, channel);
-        let mut update = self
-            .client
-            .update_item()
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(&key)))
             .update_expression(if record.response_code.is_some() {
@@ -153,8 +156,46 @@ impl DeliveryLog for DynamoDeliveryLog {
             update =
                 update.expression_attribute_values(":code", AttributeValue::N(code.to_string()));
         }
-        update.send().await.map_err(unavailable)?;
-        Ok(())
+        if record.status != "delivered" {
+            let update = update.build().map_err(unavailable)?;
+            self.client
+                .update_item()
+                .table_name(update.table_name)
+                .set_key(Some(update.key))
+                .update_expression(update.update_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            return Ok(());
+        }
+        // Delivered: the record and one notification in the usage, once — only if the delivery
+        // was not recorded delivered already.
+        let update =
+            update.condition_expression("attribute_not_exists(#status) OR #status <> :status");
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(update.build().map_err(unavailable)?)
+                .build(),
+        ];
+        items.extend(count_usage(
+            &self.table,
+            tenant,
+            usage.client,
+            Day::of_ms(now_ms),
+            &UsageCounters::notification(usage.channel_type),
+        )?);
+        for _ in 0..5 {
+            match transact(&self.client, items.clone()).await? {
+                Transacted::Committed | Transacted::ConditionFailed => return Ok(()),
+                // Another transaction held the usage item: again.
+                Transacted::Conflict => {}
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the usage item stayed busy while a delivery was recorded".into(),
+        ))
     }
 }
 

@@ -56,6 +56,8 @@ pub struct Device {
     pub rate_count: u32,
     /// The heartbeat slot the device's entry sits in (0: none).
     pub heartbeat_slot_ms: i64,
+    /// The day being metered and its counts not yet handed to the usage items.
+    pub usage: crate::usage::DeviceUsage,
 }
 
 impl Device {

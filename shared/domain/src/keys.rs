@@ -10,6 +10,7 @@
 //! See ARCHITECTURE.md for the full list of access patterns.
 
 use crate::ids::{ClientId, DeviceId, EnrollmentTokenId, SiteId, TenantId};
+use crate::usage::{Day, Month};
 
 /// Separator between key parts. Ids cannot contain it (see [`crate::ids`]).
 pub const SEP: char = '#';
@@ -181,6 +182,34 @@ impl<'a> TenantKeys<'a> {
     pub fn object_prefix(&self) -> String {
         format!("tenants/{}/", self.tenant)
     }
+
+    // ---- Usage metering (see `crate::usage`) -------------------------------------------------
+
+    /// The usage of one client company on one UTC day.
+    pub fn usage_day(&self, day: Day, client: &ClientId) -> TableKey {
+        key(self.pk(), format!("USAGE{SEP}{day}{SEP}{client}"))
+    }
+
+    /// Partition and inclusive sort-key bounds of the usage items of days `from..=to`.
+    pub fn usage_days_range(&self, from: Day, to: Day) -> (String, String, String) {
+        // Client ids are lower-case letters, digits, '-' and '_': all sort before '~'.
+        (
+            self.pk(),
+            format!("USAGE{SEP}{from}{SEP}"),
+            format!("USAGE{SEP}{to}{SEP}~"),
+        )
+    }
+
+    /// Partition and sort-key prefix of the usage items of one month's days.
+    pub fn usage_month_prefix(&self, month: Month) -> (String, String) {
+        (self.pk(), format!("USAGE{SEP}{month}-"))
+    }
+
+    /// The immutable summary of a closed month.
+    pub fn usage_closed_month(&self, month: Month) -> TableKey {
+        key(self.pk(), format!("USAGECLOSED{SEP}{month}"))
+    }
+    // ---- end of usage metering ---------------------------------------------------------------
 }
 
 /// A device's identity record: found by the device id the agent presents, holds the tenant,
@@ -230,6 +259,28 @@ pub fn sweeper_cursor() -> TableKey {
     key("SWEEPER".into(), "CURSOR".into())
 }
 
+/// A device whose counting day `day` is not yet handed to the usage items. Platform-wide, like
+/// the heartbeat slots: the daily close job reads the partitions of the days that ended.
+pub fn usage_open_entry(day: Day, tenant: &TenantId, device: &DeviceId) -> TableKey {
+    key(usage_open_partition(day), format!("{tenant}{SEP}{device}"))
+}
+
+/// Partition of the devices still counting `day`.
+pub fn usage_open_partition(day: Day) -> String {
+    format!("USAGEOPEN{SEP}{day}")
+}
+
+/// A tenant that has usage in `month` (written with each day handed over), so closing a month
+/// lists its tenants without a scan.
+pub fn usage_month_tenant(month: Month, tenant: &TenantId) -> TableKey {
+    key(usage_month_partition(month), tenant.to_string())
+}
+
+/// Partition of the tenants with usage in `month`.
+pub fn usage_month_partition(month: Month) -> String {
+    format!("USAGEMONTH{SEP}{month}")
+}
+
 /// Splits a key built here back into its parts (for tests and diagnostics).
 pub fn parts(k: &str) -> Vec<&str> {
     k.split(SEP).collect()
@@ -266,6 +317,47 @@ mod tests {
             let (pb, _) = TenantKeys::new(&tb).devices_query(None, None);
             prop_assert_ne!(pa, pb);
         }
+    }
+
+    #[test]
+    fn usage_keys_sort_by_day_and_bound_their_range() {
+        let t = TenantId::parse("msp").expect("valid");
+        let keys = TenantKeys::new(&t);
+        let day = |s: &str| Day::parse(s).expect("day");
+        let client = ClientId::parse("zz_z-9").expect("valid");
+        let (pk, lo, hi) = keys.usage_days_range(day("2025-03-01"), day("2025-03-31"));
+        for inside in ["2025-03-01", "2025-03-15", "2025-03-31"] {
+            let k = keys.usage_day(day(inside), &client);
+            assert_eq!(k.pk, pk);
+            assert!(lo <= k.sk && k.sk <= hi, "{inside}");
+        }
+        for outside in ["2025-02-28", "2025-04-01"] {
+            let k = keys.usage_day(day(outside), &client);
+            assert!(!(lo <= k.sk && k.sk <= hi), "{outside}");
+        }
+        let (_, prefix) = keys.usage_month_prefix(Month::parse("2025-03").expect("month"));
+        assert!(
+            keys.usage_day(day("2025-03-31"), &client)
+                .sk
+                .starts_with(&prefix)
+        );
+        assert!(
+            !keys
+                .usage_closed_month(Month::parse("2025-03").expect("m"))
+                .sk
+                .starts_with(&prefix)
+        );
+        assert_eq!(
+            parts(
+                &usage_open_entry(
+                    day("2025-03-02"),
+                    &t,
+                    &DeviceId::parse("dev-x").expect("id")
+                )
+                .sk
+            ),
+            vec!["msp", "dev-x"]
+        );
     }
 
     #[test]

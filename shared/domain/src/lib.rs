@@ -22,3 +22,4 @@ pub mod rules;
 pub mod signing;
 pub mod telemetry;
 pub mod workflow;
+pub mod usage;

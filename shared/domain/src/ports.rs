@@ -12,9 +12,10 @@ use crate::device::Device;
 use crate::enrollment::EnrollmentToken;
 use crate::envelope::BatchEnvelope;
 use crate::envelope::IntakeMessage;
-use crate::ids::{DeviceId, EnrollmentTokenId, TenantId};
+use crate::ids::{ClientId, DeviceId, EnrollmentTokenId, TenantId};
 use crate::policy::{Policy, StateKey};
 use crate::rules::RuleState;
+use crate::usage::{Day, Month, UsageRow};
 
 /// A storage or messaging failure. `Unavailable` is worth retrying; `Corrupt` is not.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,11 +54,14 @@ pub trait DeviceRegistry: Send + Sync {
     ) -> impl Future<Output = Result<Option<Device>, StoreError>> + Send;
 
     /// Records `seq` as the device's last accepted batch, only if it is higher than the stored
-    /// one and the device is active; also counts the batch in the device's rate window.
+    /// one and the device is active; also counts the batch in the device's rate window and its
+    /// `wire_bytes` in the device's usage day (see [`crate::usage::plan_batch`]): exactly once
+    /// per accepted sequence number.
     fn record_batch(
         &self,
         device: &Device,
         seq: u64,
+        wire_bytes: u64,
         now_ms: i64,
     ) -> impl Future<Output = Result<SequenceOutcome, StoreError>> + Send;
 }
@@ -251,6 +255,13 @@ pub struct DeliveryRecord {
     pub detail: String,
 }
 
+/// Whose usage a delivery counts in, and as which channel type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryUsage<'a> {
+    pub client: &'a ClientId,
+    pub channel_type: crate::usage::ChannelType,
+}
+
 /// One record per (alert event, channel): claims make a delivery happen once even when the
 /// same event is handled twice at the same time.
 pub trait DeliveryLog: Send + Sync {
@@ -263,11 +274,15 @@ pub trait DeliveryLog: Send + Sync {
         lease_ms: i64,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
 
+    /// Records how an attempt ended. A `delivered` record counts one notification of
+    /// `channel_type` in the usage of (tenant, `client`) — once: in the same transaction, only
+    /// if the delivery was not recorded delivered already.
     fn record(
         &self,
         tenant: &TenantId,
         event_id: &str,
         channel: &str,
+        usage: DeliveryUsage<'_>,
         record: &DeliveryRecord,
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -307,4 +322,63 @@ pub trait HeartbeatIndex: Send + Sync {
 
     /// Moves the cursor from `from` to `to`; false when another sweeper moved it first.
     fn advance(&self, from: i64, to: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// A device whose counting day `day` is not handed over yet (listed when the day opened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenUsageDay {
+    pub day: Day,
+    pub tenant: TenantId,
+    pub device: DeviceId,
+}
+
+/// What handing over a device's finished day did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushOutcome {
+    /// Its counts were added to the usage item now.
+    Flushed,
+    /// Nothing to do: the device handed the day over itself (its next batch), or is gone.
+    AlreadyFlushed,
+}
+
+/// A month's usage rows and whether they are the closed (final) summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonthUsage {
+    pub closed: bool,
+    /// Per client, and the tenant total (client `*`).
+    pub rows: Vec<UsageRow>,
+}
+
+/// The usage items: the daily close job's side (open days, hand-over, month close) and the
+/// export's reads.
+pub trait UsageLedger: Send + Sync {
+    /// Devices still counting `day`.
+    fn open_days(
+        &self,
+        day: Day,
+    ) -> impl Future<Output = Result<Vec<OpenUsageDay>, StoreError>> + Send;
+
+    /// Hands the device's counts of `entry.day` to its usage item and moves the device's
+    /// counting day to `today` with nothing counted — in one transaction conditioned on the
+    /// device still counting that day with the counts read, so it happens once even when its
+    /// ingest races with it. Removes the entry.
+    fn flush(
+        &self,
+        entry: &OpenUsageDay,
+        today: Day,
+    ) -> impl Future<Output = Result<FlushOutcome, StoreError>> + Send;
+
+    /// Tenants with usage handed over in `month`.
+    fn tenants_in(
+        &self,
+        month: Month,
+    ) -> impl Future<Output = Result<Vec<TenantId>, StoreError>> + Send;
+
+    /// Writes the month's summary if it is not written yet; true when this call wrote it.
+    fn close_month(
+        &self,
+        tenant: &TenantId,
+        month: Month,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
