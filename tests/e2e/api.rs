@@ -79,6 +79,21 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         .expect("evaluates")
         .events;
     let alert_id = events.first().expect("an alert opened").alert_id.clone();
+    let (_, api_key) = vigie_auth::ApiKey::generate(
+        "invoicing",
+        vigie_auth::ApiKeyScope::Tenant {
+            tenant_id: p.tenant.clone(),
+        },
+        Role::Accounting,
+        now_ms(),
+    )
+    .expect("key");
+    stack
+        .ports
+        .api_keys()
+        .put(&api_key)
+        .await
+        .expect("store key");
     let params = BTreeMap::from([
         ("tenant_id", tenant.to_owned()),
         ("client_id", client.to_owned()),
@@ -89,6 +104,7 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         ("alert_id", alert_id),
         // `client:<id>`, URL-encoded.
         ("scope", format!("client%3A{client}")),
+        ("key_id", api_key.key_id.as_str().to_owned()),
     ]);
     Objects {
         tenant: p.tenant,
@@ -125,6 +141,7 @@ fn body_for(operation: Operation) -> Vec<u8> {
         Operation::CreateSite => json!({ "site_id": format!("s{}", now_ms()), "name": "New site" }),
         Operation::CreateEnrollmentToken => json!({ "client_id": "acme", "site_id": "hq" }),
         Operation::AssignAlert => json!({ "assignee": "someone" }),
+        Operation::CreateApiKey | Operation::CreatePlatformApiKey => json!({ "name": "sync" }),
         Operation::CommentAlert => json!({ "text": "looking" }),
         Operation::PutPolicy => json!({ "rules": [] }),
         Operation::PutChannel => json!({
@@ -577,4 +594,173 @@ async fn a_technician_works_an_alert_from_open_to_resolved_with_who_and_when() {
         "{:?}",
         listed.json
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounting_reads_usage_with_an_api_key_as_json_and_csv_and_nothing_else() {
+    use vigie_domain::usage::{Day, UsageCounters};
+    let own = OwnIssuer::generate(
+        vigie_api::config::DEFAULT_ISSUER,
+        vigie_api::config::DEFAULT_AUDIENCE,
+    );
+    let stack = api_stack("api-usage", &own).await;
+    let tenant = TenantId::parse("msp-billed").expect("id");
+    let other = TenantId::parse("msp-other-billed").expect("id");
+    let admin = mint(&own, Role::MspAdmin, Some(&tenant), None);
+    let operator = mint(&own, Role::PlatformOperator, None, None);
+    let usage = stack.ports.usage();
+    let day = Day::parse("2026-10-30").expect("day");
+    let counts = |batches, alerts| UsageCounters {
+        batches,
+        bytes: batches * 1000,
+        device_days: 1,
+        alerts_opened: alerts,
+        notifications_slack: alerts,
+        ..UsageCounters::default()
+    };
+    for (t, client, c) in [
+        (&tenant, "acme", counts(1440, 2)),
+        (&tenant, "globex", counts(10, 0)),
+        (&other, "acme", counts(5, 1)),
+    ] {
+        let client = ClientId::parse(client).expect("id");
+        usage.add(t, &client, day, &c).await.expect("count");
+    }
+
+    // An accounting key made by the tenant's admin.
+    let created = as_user(
+        &stack,
+        &admin,
+        "POST",
+        "/v1/api-keys",
+        json!({ "name": "invoicing" }),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{:?}", created.json);
+    let key = created.json["key"]
+        .as_str()
+        .expect("key shown once")
+        .to_owned();
+    let listed = as_user(&stack, &admin, "GET", "/v1/api-keys", Value::Null).await;
+    assert!(
+        !listed.json.to_string().contains(&key),
+        "the secret is never listed again"
+    );
+    let with_key = |path: &str| {
+        let url = format!("{}{path}", stack.url());
+        let key = key.clone();
+        async move { send("GET", url, vec![("x-api-key".into(), key)], Vec::new()).await }
+    };
+    let month = with_key("/v1/usage?month=2026-10").await;
+    assert_eq!(month.status, 200, "{:?}", month.json);
+    let rows = month.json["rows"].as_array().expect("rows");
+    let total = rows
+        .iter()
+        .find(|r| r["client"] == "*")
+        .expect("tenant total");
+    assert_eq!(
+        (total["batches"].as_u64(), total["alerts_opened"].as_u64()),
+        (Some(1450), Some(2))
+    );
+    assert_eq!(total["device_days"].as_u64(), Some(2));
+    assert_eq!(month.json["closed"], false);
+    assert!(
+        rows.iter().all(|r| r["tenant"] == "msp-billed"),
+        "only its tenant: {rows:?}"
+    );
+    // The same as CSV, stable columns.
+    let csv = send(
+        "GET",
+        format!("{}/v1/usage?month=2026-10&format=csv", stack.url()),
+        vec![("x-api-key".into(), key.clone())],
+        Vec::new(),
+    )
+    .await;
+    let text = csv.json.as_str().expect("csv text").to_owned();
+    assert!(
+        text.starts_with("tenant,client,period,batches,bytes,device_days,alerts_opened,"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\r\nmsp-billed,*,2026-10,1450,1450000,2,2,0,2,0,0\r\n"),
+        "{text}"
+    );
+    let days = with_key("/v1/usage?month=2026-10&granularity=day&client_id=acme").await;
+    assert_eq!(
+        days.json["rows"].as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        days.json
+    );
+    assert_eq!(
+        with_key("/v1/usage?month=2026-13").await.code(),
+        "bad_month"
+    );
+    // Nothing else: not the tenant's clients, not the platform's usage.
+    assert_eq!(with_key("/v1/clients").await.status, 403);
+    assert_eq!(
+        with_key("/v1/platform/usage?month=2026-10").await.status,
+        403
+    );
+
+    // The platform's accounting: every tenant's totals, and nothing inside a tenant.
+    let platform = as_user(
+        &stack,
+        &operator,
+        "POST",
+        "/v1/platform/api-keys",
+        json!({ "name": "saas billing" }),
+    )
+    .await;
+    assert_eq!(platform.status, 201, "{:?}", platform.json);
+    let platform_key = platform.json["key"].as_str().expect("key").to_owned();
+    let all = send(
+        "GET",
+        format!("{}/v1/platform/usage?month=2026-10", stack.url()),
+        vec![("x-api-key".into(), platform_key.clone())],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(all.status, 200, "{:?}", all.json);
+    let tenants: Vec<&str> = all.json["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["tenant"].as_str())
+        .collect();
+    assert_eq!(tenants, ["msp-billed", "msp-other-billed"]);
+    let inside = send(
+        "GET",
+        format!("{}/v1/usage?month=2026-10", stack.url()),
+        vec![("x-api-key".into(), platform_key)],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(inside.status, 403);
+
+    // A revoked key stops at once; a wrong secret is unknown.
+    let key_id = created.json["key_id"].as_str().expect("id");
+    let revoked = as_user(
+        &stack,
+        &admin,
+        "POST",
+        &format!("/v1/api-keys/{key_id}/revoke"),
+        Value::Null,
+    )
+    .await;
+    assert!(
+        revoked.json["revoked_ms"].as_i64().is_some(),
+        "{:?}",
+        revoked.json
+    );
+    let refused = with_key("/v1/usage?month=2026-10").await;
+    assert_eq!((refused.status, refused.code()), (401, "api_key_revoked"));
+    let forged = send(
+        "GET",
+        format!("{}/v1/usage", stack.url()),
+        vec![("x-api-key".into(), format!("{}x", &key[..key.len() - 1]))],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(forged.status, 401);
 }

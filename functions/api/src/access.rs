@@ -53,7 +53,11 @@ pub fn authorize(principal: Principal, route: &Route) -> Result<Context, ApiErro
         });
     }
     let tenant = principal.tenant_id().cloned();
-    if route.realm == Realm::Tenant && tenant.is_none() {
+    // Tenant routes need a tenant-bound caller; platform routes a platform-wide one (a
+    // tenant's accounting key reads its tenant's usage, never the platform's).
+    if (route.realm == Realm::Tenant && tenant.is_none())
+        || (route.realm == Realm::Platform && tenant.is_some())
+    {
         return Err(ApiError::Forbidden {
             role: role.as_str().to_owned(),
             action: route.summary,

@@ -7,13 +7,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use vigie_auth::{ApiKey, ApiKeyScope, Role};
 use vigie_domain::clock::Clock;
 use vigie_domain::directory::{ClientCompany, Site, Tenant};
 use vigie_domain::enrollment::{EnrollmentToken, Placement};
 use vigie_domain::ids::{ClientId, DeviceId, EnrollmentTokenId, IdError, SiteId, TenantId};
 use vigie_domain::notification::{ChannelFilter, ChannelId, ChannelKind, NotificationChannel};
 use vigie_domain::policy::{EffectivePolicy, Policy, Scope};
+use vigie_domain::ports::UsageLedger;
 use vigie_domain::ports::{ChannelStore, PolicyStore};
+use vigie_domain::usage::{Month, UsageRow, to_csv};
 use vigie_domain::workflow::{ActionRefused, AlertAction, AlertWork};
 use vigie_edge::{HttpRequest, HttpResponse};
 
@@ -412,6 +415,104 @@ pub(crate) async fn handle<K: Clock>(
             audit(context, "policy.delete", &scope.key());
             ok(views::policy(&policy))
         }
+        Operation::TenantUsage => {
+            let tenant = context.tenant()?;
+            let month = usage_month(&p, now)?;
+            let granularity = p.query.get("granularity").map_or("month", String::as_str);
+            let client = p.query_id("client_id", ClientId::parse)?;
+            let (closed, mut rows) = match granularity {
+                "month" => {
+                    let m = ports.usage().month_rows(tenant, month).await?;
+                    (m.closed, m.rows)
+                }
+                "day" => {
+                    let rows = ports
+                        .usage()
+                        .day_rows(tenant, month.first_day(), month.last_day())
+                        .await?;
+                    (false, rows)
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        "bad_granularity",
+                        "granularity is month or day",
+                    ));
+                }
+            };
+            if let Some(client) = &client {
+                rows.retain(|r| r.client == client.as_str());
+            }
+            usage_response(&p, month, closed, &rows, Some(tenant))
+        }
+        Operation::PlatformUsage => {
+            let month = usage_month(&p, now)?;
+            let usage = ports.usage();
+            let mut rows = Vec::new();
+            let mut closed = true;
+            for tenant in usage.tenants_in(month).await? {
+                let m = usage.month_rows(&tenant, month).await?;
+                closed &= m.closed;
+                rows.extend(
+                    m.rows
+                        .into_iter()
+                        .filter(|r| r.client == vigie_domain::usage::ALL_CLIENTS),
+                );
+            }
+            usage_response(&p, month, closed, &rows, None)
+        }
+        Operation::CreateApiKey | Operation::CreatePlatformApiKey => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct NewApiKey {
+                name: String,
+                role: Option<Role>,
+            }
+            let body: NewApiKey = json_body(request)?;
+            let (scope, role) = if matched.route.operation == Operation::CreateApiKey {
+                let role = body.role.unwrap_or(Role::Accounting);
+                if !matches!(role, Role::Accounting | Role::MspAdmin) {
+                    return Err(ApiError::invalid(
+                        "bad_role",
+                        "an API key is for accounting or msp_admin",
+                    ));
+                }
+                (
+                    ApiKeyScope::Tenant {
+                        tenant_id: context.tenant()?.clone(),
+                    },
+                    role,
+                )
+            } else {
+                if body.role.is_some_and(|r| r != Role::Accounting) {
+                    return Err(ApiError::invalid(
+                        "bad_role",
+                        "a platform API key is for accounting",
+                    ));
+                }
+                (ApiKeyScope::Platform, Role::Accounting)
+            };
+            let (plaintext, record) = ApiKey::generate(name(&body.name)?, scope, role, now)
+                .map_err(|e| ApiError::invalid("bad_api_key", e.to_string()))?;
+            ports.api_keys().put(&record).await?;
+            audit(context, "api_key.create", record.key_id.as_str());
+            let mut view = views::api_key(&record);
+            view["key"] = json!(plaintext.as_str());
+            ok(view)
+        }
+        Operation::ListApiKeys => {
+            let keys = ports.api_keys().list(context.tenant()?).await?;
+            page(keys, |k| k.key_id.as_str().to_owned(), views::api_key, &p)
+        }
+        Operation::RevokeApiKey => {
+            let key_id = p.path_str("key_id")?;
+            let record = ports
+                .api_keys()
+                .revoke(context.tenant()?, key_id, now)
+                .await?
+                .ok_or(ApiError::NotFound { what: "API key" })?;
+            audit(context, "api_key.revoke", key_id);
+            ok(views::api_key(&record))
+        }
         Operation::EffectivePolicy => {
             let device = visible_device(api, context, &p).await?;
             let policies = ports.policies().policies(context.tenant()?).await?;
@@ -424,6 +525,43 @@ pub(crate) async fn handle<K: Clock>(
             );
             ok(views::effective_policy(&device, &effective))
         }
+    }
+}
+
+/// The `month` query parameter (default: the current month, UTC).
+fn usage_month(p: &Params<'_>, now: i64) -> Result<Month, ApiError> {
+    match p.query.get("month") {
+        None => Ok(Month::of_ms(now)),
+        Some(m) => Month::parse(m).map_err(|e| ApiError::invalid("bad_month", e.to_string())),
+    }
+}
+
+/// Usage rows as JSON or, with `format=csv`, RFC 4180 CSV.
+fn usage_response(
+    p: &Params<'_>,
+    month: Month,
+    closed: bool,
+    rows: &[UsageRow],
+    tenant: Option<&TenantId>,
+) -> Result<HttpResponse, ApiError> {
+    match p.query.get("format").map_or("json", String::as_str) {
+        "json" => Ok(HttpResponse::json(
+            200,
+            &json!({ "tenant_id": tenant, "month": month.to_string(), "closed": closed, "rows": rows }),
+        )),
+        "csv" => {
+            Ok(
+                HttpResponse::with_body(200, "text/csv; charset=utf-8", to_csv(rows).into_bytes())
+                    .header(
+                        "content-disposition",
+                        &format!(
+                            "attachment; filename=\"vigie-usage-{}-{month}.csv\"",
+                            tenant.map_or("platform", TenantId::as_str)
+                        ),
+                    ),
+            )
+        }
+        _ => Err(ApiError::invalid("bad_format", "format is json or csv")),
     }
 }
 

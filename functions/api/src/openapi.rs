@@ -222,6 +222,60 @@ fn schemas() -> Map<String, Value> {
                 "properties": { "rule": { "type": "object" }, "from": text } } } }
         }),
     );
+    let count = json!({ "type": "integer", "minimum": 0 });
+    s.insert(
+        "Usage".into(),
+        json!({
+            "type": "object", "required": ["tenant_id", "month", "closed", "rows"],
+            "properties": {
+                "tenant_id": { "type": ["string", "null"] },
+                "month": { "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$" },
+                "closed": { "type": "boolean" },
+                "rows": { "type": "array", "items": { "type": "object",
+                    "required": ["tenant", "client", "period", "batches", "bytes", "device_days",
+                        "alerts_opened", "notifications_webhook", "notifications_slack",
+                        "notifications_teams", "notifications_email"],
+                    "properties": {
+                        "tenant": id, "client": text, "period": text,
+                        "batches": count, "bytes": count, "device_days": count,
+                        "alerts_opened": count, "notifications_webhook": count,
+                        "notifications_slack": count, "notifications_teams": count,
+                        "notifications_email": count
+                    } } }
+            }
+        }),
+    );
+    s.insert("ApiKey".into(), json!({
+        "type": "object", "required": ["key_id", "name", "role", "created_ms", "revoked_ms", "last_used_ms"],
+        "properties": { "key_id": text, "name": text,
+            "role": { "enum": ["accounting", "msp_admin"] }, "created_ms": ms,
+            "revoked_ms": { "type": ["integer", "null"] },
+            "last_used_ms": { "type": ["integer", "null"] } }
+    }));
+    s.insert(
+        "CreatedApiKey".into(),
+        json!({
+            "allOf": [ { "$ref": "#/components/schemas/ApiKey" },
+                { "type": "object", "required": ["key"], "properties": { "key": text } } ]
+        }),
+    );
+    s.insert("ApiKeyPage".into(), page_of("ApiKey"));
+    s.insert(
+        "NewApiKey".into(),
+        json!({
+            "type": "object", "required": ["name"], "additionalProperties": false,
+            "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 200 },
+                "role": { "enum": ["accounting", "msp_admin"] } }
+        }),
+    );
+    s.insert(
+        "NewPlatformApiKey".into(),
+        json!({
+            "type": "object", "required": ["name"], "additionalProperties": false,
+            "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 200 },
+                "role": { "const": "accounting" } }
+        }),
+    );
     s
 }
 
@@ -247,10 +301,13 @@ pub fn document() -> Value {
             }).into_iter().flatten())
             .collect();
         let mut responses = Map::new();
+        let mut content = json!({ "application/json": { "schema": { "$ref": format!("#/components/schemas/{}", route.response) } } });
+        if route.response == "Usage" {
+            content["text/csv"] = json!({ "schema": { "type": "string" } });
+        }
         responses.insert(
             route.success.to_string(),
-            json!({ "description": "success",
-                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{}", route.response) } } } }),
+            json!({ "description": "success", "content": content }),
         );
         responses.insert("401".into(), error_response("no valid credential"));
         responses.insert(

@@ -39,6 +39,12 @@ pub enum Operation {
     PutPolicy,
     DeletePolicy,
     EffectivePolicy,
+    TenantUsage,
+    PlatformUsage,
+    CreateApiKey,
+    ListApiKeys,
+    RevokeApiKey,
+    CreatePlatformApiKey,
 }
 
 /// Where the objects of an operation live.
@@ -84,6 +90,8 @@ const PLATFORM: &[Role] = &[PlatformOperator];
 const ADMIN: &[Role] = &[MspAdmin];
 const READERS: &[Role] = &[MspAdmin, Technician, ClientViewer];
 const RESPONDERS: &[Role] = &[MspAdmin, Technician];
+const BILLING: &[Role] = &[MspAdmin, Accounting];
+const PLATFORM_BILLING: &[Role] = &[PlatformOperator, Accounting];
 
 /// One row of the table, positionally (the table reads as a table).
 #[allow(clippy::too_many_arguments)]
@@ -144,6 +152,12 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/policies/{scope}", Operation::GetPolicy, Realm::Tenant, ADMIN, "The policy at a scope (tenant, tag:k=v, client:c, site:c/s, device:d; URL-encoded)", 200, None, "Policy"),
     route("PUT", "/v1/policies/{scope}", Operation::PutPolicy, Realm::Tenant, ADMIN, "Create or replace the policy at a scope", 200, Some("PolicyInput"), "Policy"),
     route("DELETE", "/v1/policies/{scope}", Operation::DeletePolicy, Realm::Tenant, ADMIN, "Remove the policy at a scope", 200, None, "Policy"),
+    route("GET", "/v1/usage", Operation::TenantUsage, Realm::Tenant, BILLING, "Usage of the tenant for a month (month=YYYY-MM; granularity=month|day; format=json|csv; client_id)", 200, None, "Usage"),
+    route("GET", "/v1/platform/usage", Operation::PlatformUsage, Realm::Platform, PLATFORM_BILLING, "Usage of every tenant for a month (month=YYYY-MM; format=json|csv)", 200, None, "Usage"),
+    route("POST", "/v1/api-keys", Operation::CreateApiKey, Realm::Tenant, ADMIN, "Create an API key for accounting or an integration (its secret is shown once)", 201, Some("NewApiKey"), "CreatedApiKey"),
+    route("GET", "/v1/api-keys", Operation::ListApiKeys, Realm::Tenant, ADMIN, "List the tenant's API keys", 200, None, "ApiKeyPage"),
+    route("POST", "/v1/api-keys/{key_id}/revoke", Operation::RevokeApiKey, Realm::Tenant, ADMIN, "Revoke an API key", 200, None, "ApiKey"),
+    route("POST", "/v1/platform/api-keys", Operation::CreatePlatformApiKey, Realm::Platform, PLATFORM, "Create a platform-wide accounting API key (its secret is shown once)", 201, Some("NewPlatformApiKey"), "CreatedApiKey"),
 ];
 
 /// A matched route and its path parameters.
@@ -235,9 +249,11 @@ mod tests {
             assert!(!r.roles.is_empty(), "{} {} has no role", r.method, r.path);
             assert!(r.path.starts_with("/v1/"));
             if r.realm == Realm::Platform {
-                assert_eq!(
-                    r.roles, PLATFORM,
-                    "{}: platform routes are the operator's",
+                assert!(
+                    r.roles
+                        .iter()
+                        .all(|role| [PlatformOperator, Accounting].contains(role)),
+                    "{}: platform routes are the operator's (and platform accounting's)",
                     r.path
                 );
             }

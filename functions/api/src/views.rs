@@ -150,3 +150,14 @@ pub fn effective_policy(d: &Device, e: &vigie_domain::policy::EffectivePolicy) -
         .collect();
     json!({ "device_id": d.id, "rules": rules })
 }
+
+pub fn api_key(k: &vigie_auth::ApiKeyRecord) -> Value {
+    json!({
+        "key_id": k.key_id.as_str(),
+        "name": k.name,
+        "role": k.role.as_str(),
+        "created_ms": k.created_ms,
+        "revoked_ms": k.revoked_ms,
+        "last_used_ms": k.last_used_ms,
+    })
+}

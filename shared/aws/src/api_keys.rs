@@ -3,7 +3,8 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use vigie_auth::{ApiKeyRecord, ApiKeyScope};
-use vigie_domain::keys::api_key;
+use vigie_domain::ids::TenantId;
+use vigie_domain::keys::{TenantKeys, api_key, platform_api_key_index};
 use vigie_domain::ports::StoreError;
 
 use crate::item::{ItemBuilder, ItemExt, key_of, put_item, unavailable};
@@ -25,7 +26,14 @@ impl DynamoApiKeys {
             ApiKeyScope::Tenant { tenant_id } => tenant_id.to_string(),
             ApiKeyScope::Platform => String::new(),
         };
+        let index = match &record.scope {
+            ApiKeyScope::Tenant { tenant_id } => {
+                TenantKeys::new(tenant_id).api_key_index(record.key_id.as_str())
+            }
+            ApiKeyScope::Platform => platform_api_key_index(record.key_id.as_str()),
+        };
         let item = ItemBuilder::keyed(&api_key(record.key_id.as_str()))
+            .index(&index)
             .s("kind", "api_key")
             .s("tenant_id", tenant)
             .s("api_key", json)
@@ -50,6 +58,58 @@ impl DynamoApiKeys {
             .transpose()
     }
 
+    /// The tenant's API keys (records only: secrets are never stored).
+    pub async fn list(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let (pk, prefix) = TenantKeys::new(tenant).api_keys_index_prefix();
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                out.push(
+                    serde_json::from_str(item.string("api_key")?)
+                        .map_err(|e| StoreError::Corrupt(format!("api_key: {e}")))?,
+                );
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Revokes a key of `tenant` from `now_ms` on; a key of another tenant (or the platform)
+    /// is not found.
+    pub async fn revoke(
+        &self,
+        tenant: &TenantId,
+        key_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let Some(mut record) = self.get(key_id).await? else {
+            return Ok(None);
+        };
+        if !matches!(&record.scope, ApiKeyScope::Tenant { tenant_id } if tenant_id == tenant) {
+            return Ok(None);
+        }
+        if record.revoked_ms.is_none() {
+            record.revoked_ms = Some(now_ms);
+            self.put(&record).await?;
+        }
+        Ok(Some(record))
+    }
+
     /// Notes a use of `record` at `now_ms` when the stored time is a minute old or more.
     pub async fn touch(&self, record: &ApiKeyRecord, now_ms: i64) -> Result<(), StoreError> {
         if record
@@ -60,18 +120,26 @@ impl DynamoApiKeys {
         }
         let mut updated = record.clone();
         updated.last_used_ms = Some(now_ms);
+        let as_read =
+            serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let json =
             serde_json::to_string(&updated).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.client
+        // Only over the record as read: a revocation in between is never undone.
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_of(&api_key(record.key_id.as_str()))))
             .update_expression("SET api_key = :json")
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression("api_key = :read")
             .expression_attribute_values(":json", AttributeValue::S(json))
+            .expression_attribute_values(":read", AttributeValue::S(as_read))
             .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if crate::devices::is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }

@@ -139,6 +139,19 @@ impl<'a> TenantKeys<'a> {
         )
     }
 
+    /// An API key of the tenant in the tenant's list (`gsi1`).
+    pub fn api_key_index(&self, key_id: &str) -> IndexKey {
+        IndexKey {
+            gsi1pk: self.pk(),
+            gsi1sk: format!("APIKEY{SEP}{key_id}"),
+        }
+    }
+
+    /// The tenant's API keys on `gsi1` (`Query begins_with`).
+    pub fn api_keys_index_prefix(&self) -> (String, String) {
+        (self.pk(), format!("APIKEY{SEP}"))
+    }
+
     /// Where every alert's current record sorts (`Query begins_with`).
     pub fn alerts_prefix(&self) -> (String, String) {
         (self.pk(), format!("ALERT{SEP}"))
@@ -227,6 +240,14 @@ pub fn enrollment_token(token: &EnrollmentTokenId) -> TableKey {
 /// its scope (a tenant, or the platform) inside.
 pub fn api_key(key_id: &str) -> TableKey {
     key(format!("APIKEY{SEP}{key_id}"), "KEY".into())
+}
+
+/// A platform-wide API key in the platform's list (`gsi1`).
+pub fn platform_api_key_index(key_id: &str) -> IndexKey {
+    IndexKey {
+        gsi1pk: "PLATFORM".into(),
+        gsi1sk: format!("APIKEY{SEP}{key_id}"),
+    }
 }
 
 /// The platform's list of tenants (the operator's view), on `gsi1`.

@@ -21,5 +21,5 @@ pub mod protocol;
 pub mod rules;
 pub mod signing;
 pub mod telemetry;
-pub mod workflow;
 pub mod usage;
+pub mod workflow;
