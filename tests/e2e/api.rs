@@ -94,6 +94,40 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         .put(&api_key)
         .await
         .expect("store key");
+    // A user (by invitation) and a pending invitation.
+    let membership = vigie_auth::Membership {
+        role: Role::Technician,
+        client_id: None,
+        clients: vec![],
+    };
+    let (invite, _) = vigie_auth::Invitation::issue(
+        p.tenant.clone(),
+        format!("tech@{tenant}.example"),
+        membership.clone(),
+        "boss",
+        now_ms(),
+        now_ms() + 3_600_000,
+    )
+    .expect("invitation");
+    stack
+        .ports
+        .users()
+        .put_invitation(&invite)
+        .await
+        .expect("store");
+    let subject = format!("tech-of-{tenant}-{client}");
+    let user = vigie_auth::UserRecord {
+        user_id: vigie_auth::user_id_for("https://idp.example", &subject),
+        tenant_id: p.tenant.clone(),
+        issuer: "https://idp.example".into(),
+        subject,
+        email: None,
+        membership,
+        created_ms: now_ms(),
+        invited_by: "boss".into(),
+        removed_ms: None,
+    };
+    stack.ports.users().put_user(&user).await.expect("store");
     let params = BTreeMap::from([
         ("tenant_id", tenant.to_owned()),
         ("client_id", client.to_owned()),
@@ -105,6 +139,8 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         // `client:<id>`, URL-encoded.
         ("scope", format!("client%3A{client}")),
         ("key_id", api_key.key_id.as_str().to_owned()),
+        ("user_id", user.user_id.clone()),
+        ("invitation_id", invite.invitation_id.clone()),
     ]);
     Objects {
         tenant: p.tenant,
@@ -142,6 +178,9 @@ fn body_for(operation: Operation) -> Vec<u8> {
         Operation::CreateEnrollmentToken => json!({ "client_id": "acme", "site_id": "hq" }),
         Operation::AssignAlert => json!({ "assignee": "someone" }),
         Operation::CreateApiKey | Operation::CreatePlatformApiKey => json!({ "name": "sync" }),
+        Operation::SetMembership => json!({ "role": "technician" }),
+        Operation::CreateInvitation => json!({ "email": "new@x.example", "role": "technician" }),
+        Operation::AcceptInvitation => json!({ "code": "inv_inv-nothing_x" }),
         Operation::CommentAlert => json!({ "text": "looking" }),
         Operation::PutPolicy => json!({ "rules": [] }),
         Operation::PutChannel => json!({
@@ -763,4 +802,133 @@ async fn accounting_reads_usage_with_an_api_key_as_json_and_csv_and_nothing_else
     )
     .await;
     assert_eq!(forged.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_person_joins_with_an_identity_token_and_gets_only_that_role() {
+    let own = OwnIssuer::generate(
+        vigie_api::config::DEFAULT_ISSUER,
+        vigie_api::config::DEFAULT_AUDIENCE,
+    );
+    let stack = api_stack("api-invite", &own).await;
+    let ours = seed(&stack, "msp-invites", "acme", "hq", "ops").await;
+    let admin = mint(&own, Role::MspAdmin, Some(&ours.tenant), None);
+    // A person's token from the identity provider: who they are, no role.
+    let person = own
+        .mint_identity(
+            "ana-42",
+            Some("ana@client.example"),
+            Duration::from_secs(600),
+            now_ms() / 1000,
+        )
+        .expect("token");
+    let stranger = as_user(&stack, &person, "GET", "/v1/clients", Value::Null).await;
+    assert_eq!((stranger.status, stranger.code()), (403, "no_membership"));
+
+    let invited = as_user(
+        &stack,
+        &admin,
+        "POST",
+        "/v1/invitations",
+        json!({ "email": "ana@client.example", "role": "client_viewer", "client_id": "acme" }),
+    )
+    .await;
+    assert_eq!(invited.status, 201, "{:?}", invited.json);
+    let code = invited.json["code"].as_str().expect("code").to_owned();
+    let bad_viewer = as_user(
+        &stack,
+        &admin,
+        "POST",
+        "/v1/invitations",
+        json!({ "email": "x@y.example", "role": "client_viewer" }),
+    )
+    .await;
+    assert_eq!(
+        (bad_viewer.status, bad_viewer.code()),
+        (422, "bad_membership")
+    );
+    let listed = as_user(&stack, &admin, "GET", "/v1/invitations", Value::Null).await;
+    assert!(
+        !listed.json.to_string().contains(&code),
+        "the code is shown once"
+    );
+
+    let wrong = as_user(
+        &stack,
+        &person,
+        "POST",
+        "/v1/invitations/accept",
+        json!({ "code": format!("{}x", &code[..code.len() - 1]) }),
+    )
+    .await;
+    assert_eq!(wrong.status, 404);
+    let joined = as_user(
+        &stack,
+        &person,
+        "POST",
+        "/v1/invitations/accept",
+        json!({ "code": code }),
+    )
+    .await;
+    assert_eq!(joined.status, 201, "{:?}", joined.json);
+    assert_eq!(
+        (
+            joined.json["role"].as_str(),
+            joined.json["client_id"].as_str()
+        ),
+        (Some("client_viewer"), Some("acme"))
+    );
+    let again = as_user(
+        &stack,
+        &person,
+        "POST",
+        "/v1/invitations/accept",
+        json!({ "code": code }),
+    )
+    .await;
+    assert_eq!((again.status, again.code()), (409, "already_member"));
+
+    // The same token now reads as a viewer of acme: its devices, not the admin's routes.
+    let me = as_user(&stack, &person, "GET", "/v1/me", Value::Null).await;
+    assert_eq!(
+        (me.json["role"].as_str(), me.json["tenant_id"].as_str()),
+        (Some("client_viewer"), Some("msp-invites"))
+    );
+    assert_eq!(
+        as_user(&stack, &person, "GET", "/v1/devices", Value::Null)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        as_user(&stack, &person, "GET", "/v1/users", Value::Null)
+            .await
+            .status,
+        403
+    );
+
+    // The admin promotes, then removes: the token follows the record at once.
+    let user_id = joined.json["user_id"].as_str().expect("id").to_owned();
+    let promoted = as_user(
+        &stack,
+        &admin,
+        "PUT",
+        &format!("/v1/users/{user_id}/membership"),
+        json!({ "role": "technician" }),
+    )
+    .await;
+    assert_eq!(promoted.json["role"], "technician", "{:?}", promoted.json);
+    let me = as_user(&stack, &person, "GET", "/v1/me", Value::Null).await;
+    assert_eq!(me.json["role"], "technician");
+    let removed = as_user(
+        &stack,
+        &admin,
+        "POST",
+        &format!("/v1/users/{user_id}/remove"),
+        Value::Null,
+    )
+    .await;
+    assert!(removed.json["removed_ms"].as_i64().is_some());
+    let gone = as_user(&stack, &person, "GET", "/v1/me", Value::Null).await;
+    assert_eq!((gone.status, gone.code()), (403, "no_membership"));
 }

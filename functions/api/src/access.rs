@@ -2,7 +2,7 @@
 //! Handlers only ever see the tenant and client companies the context grants; every storage
 //! key they build comes from `vigie_domain::keys::TenantKeys::new(context.tenant())`.
 
-use vigie_auth::{Principal, Role};
+use vigie_auth::{Identity, Principal, Role};
 use vigie_domain::ids::{ClientId, TenantId};
 
 use crate::error::ApiError;
@@ -42,9 +42,39 @@ impl Context {
     }
 }
 
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// Someone with a role (from the token's claims, an API key or a user record).
+    Member(Principal),
+    /// A verified identity without a membership.
+    Stranger(Identity),
+}
+
+/// What a route may work with: a member's context, or a stranger's identity (only on
+/// [`Realm::Identity`] routes).
+#[derive(Debug, Clone)]
+pub enum Access {
+    Member(Context),
+    Stranger(Identity),
+}
+
+/// Checks `caller` against `route`.
+pub fn authorize(caller: Caller, route: &Route) -> Result<Access, ApiError> {
+    match (caller, route.realm) {
+        (Caller::Stranger(identity), Realm::Identity) => Ok(Access::Stranger(identity)),
+        (Caller::Stranger(_), _) => Err(ApiError::NoMembership),
+        (Caller::Member(_), Realm::Identity) => Err(ApiError::Conflict {
+            code: "already_member",
+            message: "this identity is already a member of a tenant".into(),
+        }),
+        (Caller::Member(principal), _) => authorize_member(principal, route).map(Access::Member),
+    }
+}
+
 /// Checks `principal` against `route`: the role must be listed (else 403), and a tenant
 /// route needs a tenant-bound principal.
-pub fn authorize(principal: Principal, route: &Route) -> Result<Context, ApiError> {
+pub fn authorize_member(principal: Principal, route: &Route) -> Result<Context, ApiError> {
     let role = principal.role();
     if !route.roles.contains(&role) {
         return Err(ApiError::Forbidden {

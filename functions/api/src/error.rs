@@ -13,6 +13,8 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error("your role ({role}) may not {action}")]
     Forbidden { role: String, action: &'static str },
+    #[error("this identity is not a member of any tenant; accept an invitation first")]
+    NoMembership,
     #[error("{what} not found")]
     NotFound { what: &'static str },
     #[error("no route for {method} {path}")]
@@ -52,6 +54,7 @@ impl ApiError {
             Self::Unauthenticated => "unauthenticated",
             Self::Auth(e) => e.code(),
             Self::Forbidden { .. } => "forbidden",
+            Self::NoMembership => "no_membership",
             Self::NotFound { .. } | Self::NoRoute { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Invalid { code, .. } | Self::Conflict { code, .. } => code,
@@ -65,7 +68,7 @@ impl ApiError {
             Self::Unauthenticated => 401,
             Self::Auth(AuthError::JwksUnavailable) => 503,
             Self::Auth(_) => 401,
-            Self::Forbidden { .. } => 403,
+            Self::Forbidden { .. } | Self::NoMembership => 403,
             Self::NotFound { .. } | Self::NoRoute { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::Invalid { .. } => 422,

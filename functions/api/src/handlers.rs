@@ -7,7 +7,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vigie_auth::{ApiKey, ApiKeyScope, Role};
+use vigie_auth::{
+    ApiKey, ApiKeyScope, Identity, Invitation, InvitationRefused, Membership, Role, UserRecord,
+};
+use vigie_aws::users::Accepted;
 use vigie_domain::clock::Clock;
 use vigie_domain::directory::{ClientCompany, Site, Tenant};
 use vigie_domain::enrollment::{EnrollmentToken, Placement};
@@ -513,6 +516,119 @@ pub(crate) async fn handle<K: Clock>(
             audit(context, "api_key.revoke", key_id);
             ok(views::api_key(&record))
         }
+        Operation::ListUsers => {
+            let users = ports.users().users(context.tenant()?).await?;
+            page(users, |u| u.user_id.clone(), views::user, &p)
+        }
+        Operation::GetUser => {
+            let user = tenant_user(api, context, &p).await?;
+            ok(views::user(&user))
+        }
+        Operation::SetMembership => {
+            let mut user = tenant_user(api, context, &p).await?;
+            let membership: Membership = json_body(request)?;
+            membership
+                .check(context.tenant()?)
+                .map_err(|e| ApiError::invalid("bad_membership", e.to_string()))?;
+            user.membership = membership;
+            ports.users().put_user(&user).await?;
+            audit(context, "user.membership", &user.user_id);
+            ok(views::user(&user))
+        }
+        Operation::RemoveUser => {
+            let mut user = tenant_user(api, context, &p).await?;
+            if user.removed_ms.is_none() {
+                user.removed_ms = Some(now);
+                ports.users().put_user(&user).await?;
+                audit(context, "user.remove", &user.user_id);
+            }
+            ok(views::user(&user))
+        }
+        Operation::CreateInvitation => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct NewInvitation {
+                email: String,
+                role: Role,
+                client_id: Option<ClientId>,
+                #[serde(default)]
+                clients: Vec<ClientId>,
+                #[serde(default = "week")]
+                expires_in_s: i64,
+            }
+            fn week() -> i64 {
+                7 * 86_400
+            }
+            let body: NewInvitation = json_body(request)?;
+            let membership = Membership {
+                role: body.role,
+                client_id: body.client_id,
+                clients: body.clients,
+            };
+            let email = body.email.trim().to_owned();
+            if !(3..=254).contains(&email.len()) || !email.contains('@') {
+                return Err(ApiError::invalid(
+                    "bad_email",
+                    "an e-mail address is needed",
+                ));
+            }
+            if !(60..=30 * 86_400).contains(&body.expires_in_s) {
+                return Err(ApiError::invalid(
+                    "bad_expiry",
+                    "an invitation expires in 1 minute to 30 days",
+                ));
+            }
+            let tenant = context.tenant()?;
+            for client in membership.client_id.iter().chain(&membership.clients) {
+                if ports.directory().client(tenant, client).await?.is_none() {
+                    return Err(ApiError::NotFound {
+                        what: "client company",
+                    });
+                }
+            }
+            let (invitation, code) = Invitation::issue(
+                tenant.clone(),
+                email,
+                membership,
+                context.principal().subject(),
+                now,
+                now + body.expires_in_s * 1000,
+            )
+            .map_err(|e| ApiError::invalid("bad_membership", e.to_string()))?;
+            ports.users().put_invitation(&invitation).await?;
+            audit(context, "invitation.create", &invitation.invitation_id);
+            let mut view = views::invitation(&invitation, now);
+            view["code"] = json!(code);
+            ok(view)
+        }
+        Operation::ListInvitations => {
+            let invitations = ports.users().invitations(context.tenant()?).await?;
+            page(
+                invitations,
+                |i| i.invitation_id.clone(),
+                |i| views::invitation(i, now),
+                &p,
+            )
+        }
+        Operation::RevokeInvitation => {
+            let id = p.path_str("invitation_id")?;
+            let mut invitation = ports
+                .users()
+                .invitation(id)
+                .await?
+                .filter(|i| Some(&i.tenant_id) == context.tenant().ok())
+                .ok_or(ApiError::NotFound { what: "invitation" })?;
+            if invitation.revoked_ms.is_none() && invitation.accepted_by.is_none() {
+                invitation.revoked_ms = Some(now);
+                ports.users().put_invitation(&invitation).await?;
+                audit(context, "invitation.revoke", id);
+            }
+            ok(views::invitation(&invitation, now))
+        }
+        Operation::AcceptInvitation => Err(ApiError::Conflict {
+            code: "already_member",
+            message: "this identity is already a member of a tenant".into(),
+        }),
         Operation::EffectivePolicy => {
             let device = visible_device(api, context, &p).await?;
             let policies = ports.policies().policies(context.tenant()?).await?;
@@ -563,6 +679,67 @@ fn usage_response(
         }
         _ => Err(ApiError::invalid("bad_format", "format is json or csv")),
     }
+}
+
+/// `POST /v1/invitations/accept` by a verified identity that is nobody's member yet.
+pub(crate) async fn accept_invitation<K: Clock>(
+    api: &Api<K>,
+    identity: Identity,
+    request: &HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Acceptance {
+        code: String,
+    }
+    let body: Acceptance = json_body(request)?;
+    let refused = |r: InvitationRefused| ApiError::Conflict {
+        code: r.code(),
+        message: r.to_string(),
+    };
+    let (id, secret) = Invitation::parse_code(body.code.trim())
+        .map_err(|_| ApiError::NotFound { what: "invitation" })?;
+    let now = api.clock.now_ms();
+    let invitation = api
+        .ports
+        .users()
+        .invitation(id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "invitation" })?;
+    invitation.check(secret, now).map_err(|r| match r {
+        InvitationRefused::Invalid => ApiError::NotFound { what: "invitation" },
+        other => refused(other),
+    })?;
+    let user = invitation.user_for(&identity, now);
+    match api.ports.users().accept(&invitation, &user).await? {
+        Accepted::Joined => {
+            tracing::info!(
+                event = "audit",
+                action = "invitation.accept",
+                object = %invitation.invitation_id,
+                actor = %user.user_id,
+                tenant_id = %user.tenant_id,
+            );
+            Ok(HttpResponse::json(201, &views::user(&user)))
+        }
+        Accepted::InvitationGone => Err(refused(InvitationRefused::Accepted)),
+        Accepted::AlreadyMember => Err(ApiError::Conflict {
+            code: "already_member",
+            message: "this identity is already a member of a tenant".into(),
+        }),
+    }
+}
+
+async fn tenant_user<K: Clock>(
+    api: &Api<K>,
+    context: &Context,
+    p: &Params<'_>,
+) -> Result<UserRecord, ApiError> {
+    api.ports
+        .users()
+        .tenant_user(context.tenant()?, p.path_str("user_id")?)
+        .await?
+        .ok_or(ApiError::NotFound { what: "user" })
 }
 
 /// Notes a change made through the API (who, what, when) for the audit trail.

@@ -19,7 +19,7 @@ mod views;
 use std::sync::Arc;
 
 use tracing::{info, warn};
-use vigie_auth::{ApiKey, Principal, Verifier};
+use vigie_auth::{ApiKey, Verified, Verifier, user_id_for};
 use vigie_aws::adapters::AwsPorts;
 use vigie_domain::clock::Clock;
 use vigie_edge::{HttpRequest, HttpResponse};
@@ -84,18 +84,36 @@ impl<K: Clock> Api<K> {
                 path: request.path.clone(),
             },
         })?;
-        let principal = self.authenticate(request).await?;
-        let context = access::authorize(principal, matched.route)?;
-        handlers::handle(self, &context, &matched, request).await
+        let caller = self.authenticate(request).await?;
+        match access::authorize(caller, matched.route)? {
+            access::Access::Member(context) => {
+                handlers::handle(self, &context, &matched, request).await
+            }
+            access::Access::Stranger(identity) => {
+                handlers::accept_invitation(self, identity, request).await
+            }
+        }
     }
 
-    async fn authenticate(&self, request: &HttpRequest) -> Result<Principal, ApiError> {
+    async fn authenticate(&self, request: &HttpRequest) -> Result<access::Caller, ApiError> {
         if let Some(header) = request.header("authorization") {
             let token = header
                 .strip_prefix("Bearer ")
                 .or_else(|| header.strip_prefix("bearer "))
                 .ok_or(ApiError::Unauthenticated)?;
-            return Ok(self.verifier.verify(token.trim()).await?);
+            return match self.verifier.verify_any(token.trim()).await? {
+                Verified::Principal(p) => Ok(access::Caller::Member(p)),
+                Verified::Identity(identity) => {
+                    // A person without role claims: their user record says what they may do.
+                    let user_id = user_id_for(identity.issuer(), identity.subject());
+                    match self.ports.users().user(&user_id).await? {
+                        Some(user) if user.removed_ms.is_none() => {
+                            Ok(access::Caller::Member(user.principal(identity)?))
+                        }
+                        _ => Ok(access::Caller::Stranger(identity)),
+                    }
+                }
+            };
         }
         if let Some(presented) = request.header("x-api-key") {
             let (key_id, secret) = ApiKey::parse_presented(presented.trim())?;
@@ -110,7 +128,7 @@ impl<K: Clock> Api<K> {
             if let Err(e) = self.ports.api_keys().touch(&record, now).await {
                 warn!(error = %e, "could not note the API key's use");
             }
-            return Ok(principal);
+            return Ok(access::Caller::Member(principal));
         }
         Err(ApiError::Unauthenticated)
     }

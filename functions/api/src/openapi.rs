@@ -276,6 +276,59 @@ fn schemas() -> Map<String, Value> {
                 "role": { "const": "accounting" } }
         }),
     );
+    let role = json!({ "enum": ["platform_operator", "msp_admin", "technician", "client_viewer", "accounting"] });
+    let member_role = json!({ "enum": ["msp_admin", "technician", "client_viewer", "accounting"] });
+    s.insert("User".into(), json!({
+        "type": "object",
+        "required": ["user_id", "email", "issuer", "subject", "role", "client_id", "clients",
+            "created_ms", "invited_by", "removed_ms"],
+        "properties": { "user_id": text, "email": { "type": ["string", "null"] }, "issuer": text,
+            "subject": text, "role": role, "client_id": { "type": ["string", "null"] },
+            "clients": { "type": "array", "items": text }, "created_ms": ms, "invited_by": text,
+            "removed_ms": { "type": ["integer", "null"] } }
+    }));
+    s.insert("UserPage".into(), page_of("User"));
+    s.insert(
+        "Membership".into(),
+        json!({
+            "type": "object", "required": ["role"], "additionalProperties": false,
+            "properties": { "role": member_role, "client_id": id,
+                "clients": { "type": "array", "items": id } }
+        }),
+    );
+    s.insert("Invitation".into(), json!({
+        "type": "object",
+        "required": ["invitation_id", "email", "role", "client_id", "clients", "created_ms",
+            "expires_ms", "invited_by", "state"],
+        "properties": { "invitation_id": text, "email": text, "role": role,
+            "client_id": { "type": ["string", "null"] }, "clients": { "type": "array", "items": text },
+            "created_ms": ms, "expires_ms": ms, "invited_by": text,
+            "state": { "enum": ["pending", "accepted", "expired", "revoked"] } }
+    }));
+    s.insert(
+        "CreatedInvitation".into(),
+        json!({
+            "allOf": [ { "$ref": "#/components/schemas/Invitation" },
+                { "type": "object", "required": ["code"], "properties": { "code": text } } ]
+        }),
+    );
+    s.insert("InvitationPage".into(), page_of("Invitation"));
+    s.insert(
+        "NewInvitation".into(),
+        json!({
+            "type": "object", "required": ["email", "role"], "additionalProperties": false,
+            "properties": { "email": { "type": "string", "format": "email" }, "role": member_role,
+                "client_id": id, "clients": { "type": "array", "items": id },
+                "expires_in_s": { "type": "integer", "minimum": 60, "maximum": 2_592_000 } }
+        }),
+    );
+    s.insert(
+        "InvitationAcceptance".into(),
+        json!({
+            "type": "object", "required": ["code"], "additionalProperties": false,
+            "properties": { "code": text }
+        }),
+    );
     s
 }
 
@@ -329,7 +382,7 @@ pub fn document() -> Value {
             "summary": route.summary,
             "description": format!("Roles: {}.", roles.join(", ")),
             "x-vigie-roles": roles,
-            "x-vigie-realm": match route.realm { Realm::Platform => "platform", Realm::Tenant => "tenant", Realm::Caller => "caller" },
+            "x-vigie-realm": match route.realm { Realm::Platform => "platform", Realm::Tenant => "tenant", Realm::Caller => "caller", Realm::Identity => "identity" },
             "parameters": parameters,
             "responses": responses,
         });

@@ -45,6 +45,14 @@ pub enum Operation {
     ListApiKeys,
     RevokeApiKey,
     CreatePlatformApiKey,
+    ListUsers,
+    GetUser,
+    SetMembership,
+    RemoveUser,
+    CreateInvitation,
+    ListInvitations,
+    RevokeInvitation,
+    AcceptInvitation,
 }
 
 /// Where the objects of an operation live.
@@ -56,6 +64,8 @@ pub enum Realm {
     Tenant,
     /// Any authenticated caller, about itself.
     Caller,
+    /// A verified identity that is nobody's member yet (accepting an invitation).
+    Identity,
 }
 
 /// One operation of the API.
@@ -158,6 +168,14 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/api-keys", Operation::ListApiKeys, Realm::Tenant, ADMIN, "List the tenant's API keys", 200, None, "ApiKeyPage"),
     route("POST", "/v1/api-keys/{key_id}/revoke", Operation::RevokeApiKey, Realm::Tenant, ADMIN, "Revoke an API key", 200, None, "ApiKey"),
     route("POST", "/v1/platform/api-keys", Operation::CreatePlatformApiKey, Realm::Platform, PLATFORM, "Create a platform-wide accounting API key (its secret is shown once)", 201, Some("NewPlatformApiKey"), "CreatedApiKey"),
+    route("GET", "/v1/users", Operation::ListUsers, Realm::Tenant, ADMIN, "List the tenant's users", 200, None, "UserPage"),
+    route("GET", "/v1/users/{user_id}", Operation::GetUser, Realm::Tenant, ADMIN, "A user", 200, None, "User"),
+    route("PUT", "/v1/users/{user_id}/membership", Operation::SetMembership, Realm::Tenant, ADMIN, "Change a user's role (and client companies)", 200, Some("Membership"), "User"),
+    route("POST", "/v1/users/{user_id}/remove", Operation::RemoveUser, Realm::Tenant, ADMIN, "Remove a user's access", 200, None, "User"),
+    route("POST", "/v1/invitations", Operation::CreateInvitation, Realm::Tenant, ADMIN, "Invite someone (the code is shown once)", 201, Some("NewInvitation"), "CreatedInvitation"),
+    route("GET", "/v1/invitations", Operation::ListInvitations, Realm::Tenant, ADMIN, "List invitations", 200, None, "InvitationPage"),
+    route("POST", "/v1/invitations/{invitation_id}/revoke", Operation::RevokeInvitation, Realm::Tenant, ADMIN, "Revoke an invitation", 200, None, "Invitation"),
+    route("POST", "/v1/invitations/accept", Operation::AcceptInvitation, Realm::Identity, ANY, "Accept an invitation with its code (a verified identity that is nobody's member yet)", 201, Some("InvitationAcceptance"), "User"),
 ];
 
 /// A matched route and its path parameters.
@@ -264,7 +282,7 @@ mod tests {
                     r.path
                 );
             }
-            if r.method != "GET" {
+            if r.method != "GET" && r.realm != Realm::Identity {
                 assert!(
                     !r.roles.contains(&ClientViewer),
                     "{}: viewers only read",

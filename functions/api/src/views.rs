@@ -161,3 +161,41 @@ pub fn api_key(k: &vigie_auth::ApiKeyRecord) -> Value {
         "last_used_ms": k.last_used_ms,
     })
 }
+
+pub fn user(u: &vigie_auth::UserRecord) -> Value {
+    json!({
+        "user_id": u.user_id,
+        "email": u.email,
+        "issuer": u.issuer,
+        "subject": u.subject,
+        "role": u.membership.role.as_str(),
+        "client_id": u.membership.client_id,
+        "clients": u.membership.clients,
+        "created_ms": u.created_ms,
+        "invited_by": u.invited_by,
+        "removed_ms": u.removed_ms,
+    })
+}
+
+pub fn invitation(i: &vigie_auth::Invitation, now_ms: i64) -> Value {
+    let state = if i.revoked_ms.is_some() {
+        "revoked"
+    } else if i.accepted_by.is_some() {
+        "accepted"
+    } else if i.expires_ms <= now_ms {
+        "expired"
+    } else {
+        "pending"
+    };
+    json!({
+        "invitation_id": i.invitation_id,
+        "email": i.email,
+        "role": i.membership.role.as_str(),
+        "client_id": i.membership.client_id,
+        "clients": i.membership.clients,
+        "created_ms": i.created_ms,
+        "expires_ms": i.expires_ms,
+        "invited_by": i.invited_by,
+        "state": state,
+    })
+}

@@ -46,6 +46,7 @@ mod error;
 mod jwks;
 mod own;
 mod principal;
+mod users;
 mod verifier;
 
 pub use api_key::{ApiKey, ApiKeyId, ApiKeyRecord, ApiKeyScope};
@@ -54,6 +55,7 @@ pub use error::{AuthError, ConfigError};
 pub use jwks::{HttpJwks, JwksFetchError, JwksFetcher, JwksRefreshPolicy};
 pub use own::{OwnIssuer, OwnKey};
 pub use principal::{Credential, Grant, Principal, Role, UnknownRole};
+pub use users::{Invitation, InvitationRefused, Membership, UserRecord, user_id_for};
 pub use verifier::{Identity, IssuerConfig, OidcAlgorithm, Verified, Verifier};
 
 /// Makes RustCrypto jsonwebtoken's process-wide provider, whatever features the build unified.

@@ -174,6 +174,29 @@ impl OwnIssuer {
     /// Signs a token for `grant`, valid from `now_s` (Unix seconds) for `ttl`: `iss`, `sub`,
     /// `aud`, `iat`, `nbf`, `exp`, a random `jti` and the `vigie:*` claims.
     pub fn mint(&self, grant: &Grant, ttl: Duration, now_s: i64) -> Result<String, ConfigError> {
+        let mut claims = self.standard_claims(ttl, now_s);
+        grant_to_claims(grant, &mut claims);
+        self.sign(&claims)
+    }
+
+    /// Signs a token that only says who someone is (`sub`, `email`), with no role: what they
+    /// may do comes from their user record, made when they accept an invitation.
+    pub fn mint_identity(
+        &self,
+        subject: &str,
+        email: Option<&str>,
+        ttl: Duration,
+        now_s: i64,
+    ) -> Result<String, ConfigError> {
+        let mut claims = self.standard_claims(ttl, now_s);
+        claims.insert("sub".to_owned(), subject.into());
+        if let Some(email) = email {
+            claims.insert("email".to_owned(), email.into());
+        }
+        self.sign(&claims)
+    }
+
+    fn standard_claims(&self, ttl: Duration, now_s: i64) -> Map<String, Value> {
         let ttl_s = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
         let mut claims = Map::new();
         claims.insert("iss".to_owned(), self.issuer.clone().into());
@@ -182,10 +205,13 @@ impl OwnIssuer {
         claims.insert("nbf".to_owned(), now_s.into());
         claims.insert("exp".to_owned(), now_s.saturating_add(ttl_s).into());
         claims.insert("jti".to_owned(), base32(&random_bytes::<16>()).into());
-        grant_to_claims(grant, &mut claims);
+        claims
+    }
+
+    fn sign(&self, claims: &Map<String, Value>) -> Result<String, ConfigError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|_| ConfigError::Signing)
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|_| ConfigError::Signing)
     }
 
     /// The public JWKS document to serve at `/.well-known/jwks.json`.

@@ -165,6 +165,13 @@ impl AwsPorts {
         }
     }
 
+    pub fn users(&self) -> crate::users::DynamoUsers {
+        crate::users::DynamoUsers {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
     pub fn api_keys(&self) -> crate::api_keys::DynamoApiKeys {
         crate::api_keys::DynamoApiKeys {
             client: self.clients.dynamodb.clone(),

@@ -20,6 +20,7 @@ pub mod provision;
 pub mod resources;
 pub mod telemetry_queue;
 pub mod usage;
+pub mod users;
 
 pub use aws_sdk_dynamodb;
 pub use aws_sdk_s3;

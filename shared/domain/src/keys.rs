@@ -139,6 +139,27 @@ impl<'a> TenantKeys<'a> {
         )
     }
 
+    /// A user of the tenant in the tenant's list (`gsi1`).
+    pub fn user_index(&self, user_id: &str) -> IndexKey {
+        IndexKey {
+            gsi1pk: self.pk(),
+            gsi1sk: format!("USER{SEP}{user_id}"),
+        }
+    }
+
+    /// An invitation of the tenant in the tenant's list (`gsi1`).
+    pub fn invitation_index(&self, invitation_id: &str) -> IndexKey {
+        IndexKey {
+            gsi1pk: self.pk(),
+            gsi1sk: format!("INVITE{SEP}{invitation_id}"),
+        }
+    }
+
+    /// The tenant's list of one kind on `gsi1` (`USER`, `INVITE`, `APIKEY`).
+    pub fn index_prefix(&self, kind: &str) -> (String, String) {
+        (self.pk(), format!("{kind}{SEP}"))
+    }
+
     /// An API key of the tenant in the tenant's list (`gsi1`).
     pub fn api_key_index(&self, key_id: &str) -> IndexKey {
         IndexKey {
@@ -248,6 +269,16 @@ pub fn platform_api_key_index(key_id: &str) -> IndexKey {
         gsi1pk: "PLATFORM".into(),
         gsi1sk: format!("APIKEY{SEP}{key_id}"),
     }
+}
+
+/// A user record: found by the user id derived from a verified identity; holds its tenant.
+pub fn user_record(user_id: &str) -> TableKey {
+    key(format!("USER{SEP}{user_id}"), "USER".into())
+}
+
+/// An invitation: found by the id in the code the invitee presents; holds its tenant.
+pub fn invitation(invitation_id: &str) -> TableKey {
+    key(format!("INVITE{SEP}{invitation_id}"), "INVITE".into())
 }
 
 /// The platform's list of tenants (the operator's view), on `gsi1`.
