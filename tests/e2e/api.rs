@@ -179,6 +179,8 @@ fn body_for(operation: Operation) -> Vec<u8> {
         Operation::AssignAlert => json!({ "assignee": "someone" }),
         Operation::CreateApiKey | Operation::CreatePlatformApiKey => json!({ "name": "sync" }),
         Operation::SetMembership => json!({ "role": "technician" }),
+        Operation::MoveDevice => json!({ "client_id": "acme", "site_id": "hq" }),
+        Operation::SetDeviceTags => json!({ "tags": { "role": "server" } }),
         Operation::CreateInvitation => json!({ "email": "new@x.example", "role": "technician" }),
         Operation::AcceptInvitation => json!({ "code": "inv_inv-nothing_x" }),
         Operation::CommentAlert => json!({ "text": "looking" }),
@@ -931,4 +933,239 @@ async fn an_invited_person_joins_with_an_identity_token_and_gets_only_that_role(
     assert!(removed.json["removed_ms"].as_i64().is_some());
     let gone = as_user(&stack, &person, "GET", "/v1/me", Value::Null).await;
     assert_eq!((gone.status, gone.code()), (403, "no_membership"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_suspend_tenants_and_admins_move_tag_and_test() {
+    let own = OwnIssuer::generate(
+        vigie_api::config::DEFAULT_ISSUER,
+        vigie_api::config::DEFAULT_AUDIENCE,
+    );
+    let stack = api_stack("api-ops", &own).await;
+    let ours = seed(&stack, "msp-ops", "acme", "hq", "ops").await;
+    stack.seed(&placement("msp-ops", "globex", "lab")).await;
+    let admin = mint(&own, Role::MspAdmin, Some(&ours.tenant), None);
+    let operator = mint(&own, Role::PlatformOperator, None, None);
+    let device = format!("/v1/devices/{}", ours.params["device_id"]);
+
+    // Tags drive the effective policy at once.
+    let servers = "tag%3Arole%3Dserver";
+    let rules = json!({ "rules": [{
+        "id": "cpu-busy", "family": "resources", "metric": "cpu_total_pct",
+        "direction": "above", "warning": { "threshold": 90.0, "for_s": 300 },
+        "hysteresis": 5.0, "max_gap_s": 600
+    }] });
+    let put = as_user(
+        &stack,
+        &admin,
+        "PUT",
+        &format!("/v1/policies/{servers}"),
+        rules,
+    )
+    .await;
+    assert_eq!(put.status, 200, "{:?}", put.json);
+    let bad = as_user(
+        &stack,
+        &admin,
+        "PUT",
+        &format!("/v1/policies/{servers}"),
+        json!({ "rules": [{ "id": "x" }] }),
+    )
+    .await;
+    assert_eq!((bad.status, bad.code()), (422, "bad_body"));
+    let tagged = as_user(
+        &stack,
+        &admin,
+        "PUT",
+        &format!("{device}/tags"),
+        json!({ "tags": { "role": "server" } }),
+    )
+    .await;
+    assert_eq!(tagged.json["tags"]["role"], "server", "{:?}", tagged.json);
+    let bad_tags = as_user(
+        &stack,
+        &admin,
+        "PUT",
+        &format!("{device}/tags"),
+        json!({ "tags": { "Role": "x" } }),
+    )
+    .await;
+    assert_eq!((bad_tags.status, bad_tags.code()), (422, "bad_tags"));
+    let effective = as_user(
+        &stack,
+        &admin,
+        "GET",
+        &format!("{device}/effective-policy"),
+        Value::Null,
+    )
+    .await;
+    let from: Vec<&str> = effective.json["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["from"].as_str())
+        .collect();
+    assert!(
+        from.contains(&"tag:role=server") && from.contains(&"client:acme"),
+        "{from:?}"
+    );
+
+    // Moving the device re-files it under the other client company.
+    let moved = as_user(
+        &stack,
+        &admin,
+        "POST",
+        &format!("{device}/move"),
+        json!({ "client_id": "globex", "site_id": "lab" }),
+    )
+    .await;
+    assert_eq!(
+        (
+            moved.json["client_id"].as_str(),
+            moved.json["site_id"].as_str()
+        ),
+        (Some("globex"), Some("lab"))
+    );
+    let listed = as_user(
+        &stack,
+        &admin,
+        "GET",
+        "/v1/devices?client_id=globex&site_id=lab",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        listed.json["items"].as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        listed.json
+    );
+    let nowhere = as_user(
+        &stack,
+        &admin,
+        "POST",
+        &format!("{device}/move"),
+        json!({ "client_id": "globex", "site_id": "nowhere" }),
+    )
+    .await;
+    assert_eq!(nowhere.status, 404);
+
+    // "Send test" reaches the receiver, signed; a dead receiver is reported, not hidden.
+    let sink = vigie_local::webhook_sink::WebhookSink::start("whsec_api_test_secret_01", 200)
+        .await
+        .expect("sink");
+    let channel = json!({ "name": "ticketing", "kind": { "type": "webhook", "url": sink.url(), "secret": "whsec_api_test_secret_01" } });
+    assert_eq!(
+        as_user(&stack, &admin, "PUT", "/v1/channels/ticketing", channel)
+            .await
+            .status,
+        200
+    );
+    let tested = as_user(
+        &stack,
+        &admin,
+        "POST",
+        "/v1/channels/ticketing/test",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (
+            tested.json["delivered"].as_bool(),
+            tested.json["response_code"].as_u64()
+        ),
+        (Some(true), Some(200)),
+        "{:?}",
+        tested.json
+    );
+    let got = sink.received();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].signature_valid);
+    let down = vigie_local::webhook_sink::WebhookSink::start("whsec_api_test_secret_01", 503)
+        .await
+        .expect("sink");
+    let channel = json!({ "name": "down", "kind": { "type": "webhook", "url": down.url(), "secret": "whsec_api_test_secret_01" } });
+    assert_eq!(
+        as_user(&stack, &admin, "PUT", "/v1/channels/down", channel)
+            .await
+            .status,
+        200
+    );
+    let tested = as_user(
+        &stack,
+        &admin,
+        "POST",
+        "/v1/channels/down/test",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (
+            tested.json["delivered"].as_bool(),
+            tested.json["response_code"].as_u64()
+        ),
+        (Some(false), Some(503))
+    );
+
+    // The operator suspends the tenant: its people are refused at once; resuming lets them in.
+    let suspended = as_user(
+        &stack,
+        &operator,
+        "POST",
+        "/v1/tenants/msp-ops/suspend",
+        Value::Null,
+    )
+    .await;
+    assert!(
+        suspended.json["suspended_ms"].as_i64().is_some(),
+        "{:?}",
+        suspended.json
+    );
+    let refused = as_user(&stack, &admin, "GET", "/v1/clients", Value::Null).await;
+    assert_eq!((refused.status, refused.code()), (403, "tenant_suspended"));
+    let resumed = as_user(
+        &stack,
+        &operator,
+        "POST",
+        "/v1/tenants/msp-ops/resume",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(resumed.json["suspended_ms"], Value::Null);
+    assert_eq!(
+        as_user(&stack, &admin, "GET", "/v1/clients", Value::Null)
+            .await
+            .status,
+        200
+    );
+    // The operator signs tenants up with a plan, and reads no tenant data.
+    let created = as_user(
+        &stack,
+        &operator,
+        "POST",
+        "/v1/tenants",
+        json!({ "tenant_id": "msp-new", "name": "New MSP", "plan": "pro", "max_devices": 1000 }),
+    )
+    .await;
+    assert_eq!(
+        (created.status, created.json["plan"].as_str()),
+        (201, Some("pro")),
+        "{:?}",
+        created.json
+    );
+    let twice = as_user(
+        &stack,
+        &operator,
+        "POST",
+        "/v1/tenants",
+        json!({ "tenant_id": "msp-new", "name": "Again" }),
+    )
+    .await;
+    assert_eq!((twice.status, twice.code()), (409, "tenant_exists"));
+    assert_eq!(
+        as_user(&stack, &operator, "GET", "/v1/alerts", Value::Null)
+            .await
+            .status,
+        403
+    );
 }

@@ -78,11 +78,12 @@ impl Stack {
     pub async fn seed(&self, p: &Placement) {
         let dir = self.ports.directory();
         let now = now_ms();
-        dir.put_tenant(&Tenant {
-            id: p.tenant.clone(),
-            name: format!("MSP {}", p.tenant),
-            created_ms: now,
-        })
+        dir.put_tenant(&Tenant::new(
+            p.tenant.clone(),
+            format!("MSP {}", p.tenant),
+            now,
+            Default::default(),
+        ))
         .await
         .expect("tenant");
         dir.put_client(&ClientCompany {

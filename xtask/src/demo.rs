@@ -144,11 +144,12 @@ pub async fn setup(endpoint: &str, prefix: &str) -> anyhow::Result<DemoStack> {
         site: SiteId::parse("lyon-office")?,
     };
     let dir = ports.directory();
-    dir.put_tenant(&Tenant {
-        id: placement.tenant.clone(),
-        name: "Demo MSP".into(),
-        created_ms: now,
-    })
+    dir.put_tenant(&Tenant::new(
+        placement.tenant.clone(),
+        "Demo MSP",
+        now,
+        Default::default(),
+    ))
     .await?;
     dir.put_client(&ClientCompany {
         tenant: placement.tenant.clone(),

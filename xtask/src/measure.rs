@@ -291,11 +291,12 @@ async fn seed(
 ) -> anyhow::Result<vigie_domain::enrollment::TokenPlaintext> {
     let now = SystemClock.now_ms();
     let dir = ports.directory();
-    dir.put_tenant(&Tenant {
-        id: p.tenant.clone(),
-        name: "Measure MSP".into(),
-        created_ms: now,
-    })
+    dir.put_tenant(&Tenant::new(
+        p.tenant.clone(),
+        "Measure MSP",
+        now,
+        Default::default(),
+    ))
     .await?;
     dir.put_client(&ClientCompany {
         tenant: p.tenant.clone(),

@@ -15,6 +15,8 @@ pub enum ApiError {
     Forbidden { role: String, action: &'static str },
     #[error("this identity is not a member of any tenant; accept an invitation first")]
     NoMembership,
+    #[error("the tenant is suspended; contact the platform operator")]
+    TenantSuspended,
     #[error("{what} not found")]
     NotFound { what: &'static str },
     #[error("no route for {method} {path}")]
@@ -55,6 +57,7 @@ impl ApiError {
             Self::Auth(e) => e.code(),
             Self::Forbidden { .. } => "forbidden",
             Self::NoMembership => "no_membership",
+            Self::TenantSuspended => "tenant_suspended",
             Self::NotFound { .. } | Self::NoRoute { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Invalid { code, .. } | Self::Conflict { code, .. } => code,
@@ -68,7 +71,7 @@ impl ApiError {
             Self::Unauthenticated => 401,
             Self::Auth(AuthError::JwksUnavailable) => 503,
             Self::Auth(_) => 401,
-            Self::Forbidden { .. } | Self::NoMembership => 403,
+            Self::Forbidden { .. } | Self::NoMembership | Self::TenantSuspended => 403,
             Self::NotFound { .. } | Self::NoRoute { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::Invalid { .. } => 422,

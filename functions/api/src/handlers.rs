@@ -12,7 +12,7 @@ use vigie_auth::{
 };
 use vigie_aws::users::Accepted;
 use vigie_domain::clock::Clock;
-use vigie_domain::directory::{ClientCompany, Site, Tenant};
+use vigie_domain::directory::{ClientCompany, Plan, Site, Tenant};
 use vigie_domain::enrollment::{EnrollmentToken, Placement};
 use vigie_domain::ids::{ClientId, DeviceId, EnrollmentTokenId, IdError, SiteId, TenantId};
 use vigie_domain::notification::{ChannelFilter, ChannelId, ChannelKind, NotificationChannel};
@@ -66,13 +66,22 @@ pub(crate) async fn handle<K: Clock>(
             struct NewTenant {
                 tenant_id: TenantId,
                 name: String,
+                plan: Option<String>,
+                max_devices: Option<u32>,
             }
             let body: NewTenant = json_body(request)?;
-            let tenant = Tenant {
-                id: body.tenant_id,
-                name: name(&body.name)?,
-                created_ms: now,
+            let defaults = Plan::default();
+            let plan = Plan {
+                name: match body.plan {
+                    Some(p) => name(&p)?,
+                    None => defaults.name,
+                },
+                max_devices: body.max_devices.unwrap_or(defaults.max_devices),
             };
+            if plan.max_devices == 0 || plan.max_devices > 1_000_000 {
+                return Err(ApiError::invalid("bad_plan", "max_devices is 1 to 1000000"));
+            }
+            let tenant = Tenant::new(body.tenant_id, name(&body.name)?, now, plan);
             if !ports.directory().create_tenant(&tenant).await? {
                 return Err(ApiError::Conflict {
                     code: "tenant_exists",
@@ -629,6 +638,93 @@ pub(crate) async fn handle<K: Clock>(
             code: "already_member",
             message: "this identity is already a member of a tenant".into(),
         }),
+        Operation::SuspendTenant | Operation::ResumeTenant => {
+            let id = p.id("tenant_id", TenantId::parse, "tenant")?;
+            let suspended = (matched.route.operation == Operation::SuspendTenant).then_some(now);
+            if !ports.directory().set_suspended(&id, suspended).await? {
+                return Err(ApiError::NotFound { what: "tenant" });
+            }
+            audit(
+                context,
+                if suspended.is_some() {
+                    "tenant.suspend"
+                } else {
+                    "tenant.resume"
+                },
+                id.as_str(),
+            );
+            api.forget_tenant(&id);
+            let tenant = ports
+                .directory()
+                .tenant(&id)
+                .await?
+                .ok_or(ApiError::NotFound { what: "tenant" })?;
+            ok(views::tenant(&tenant))
+        }
+        Operation::MoveDevice => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct DeviceMove {
+                client_id: ClientId,
+                site_id: SiteId,
+            }
+            let device = visible_device(api, context, &p).await?;
+            let body: DeviceMove = json_body(request)?;
+            let tenant = context.tenant()?;
+            if !context.may_see(&body.client_id)
+                || ports
+                    .directory()
+                    .site(tenant, &body.client_id, &body.site_id)
+                    .await?
+                    .is_none()
+            {
+                return Err(ApiError::NotFound { what: "site" });
+            }
+            if !ports
+                .devices()
+                .move_to(tenant, &device.id, &body.client_id, &body.site_id)
+                .await?
+            {
+                return Err(ApiError::NotFound { what: "device" });
+            }
+            audit(context, "device.move", device.id.as_str());
+            let device = visible_device(api, context, &p).await?;
+            ok(views::device(&device, now))
+        }
+        Operation::SetDeviceTags => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct DeviceTags {
+                tags: vigie_domain::device::Tags,
+            }
+            let device = visible_device(api, context, &p).await?;
+            let body: DeviceTags = json_body(request)?;
+            vigie_domain::device::validate_tags(&body.tags)
+                .map_err(|e| ApiError::invalid("bad_tags", e.to_string()))?;
+            if !ports
+                .devices()
+                .set_tags(context.tenant()?, &device.id, &body.tags)
+                .await?
+            {
+                return Err(ApiError::NotFound { what: "device" });
+            }
+            audit(context, "device.tags", device.id.as_str());
+            let device = visible_device(api, context, &p).await?;
+            ok(views::device(&device, now))
+        }
+        Operation::TestChannel => {
+            let id = p.id("channel_id", ChannelId::parse, "channel")?;
+            let channel = ports
+                .channels()
+                .channels(context.tenant()?)
+                .await?
+                .into_iter()
+                .find(|c| c.id == id)
+                .ok_or(ApiError::NotFound { what: "channel" })?;
+            let result = test_notification(api, &channel, now).await;
+            audit(context, "channel.test", id.as_str());
+            ok(result)
+        }
         Operation::EffectivePolicy => {
             let device = visible_device(api, context, &p).await?;
             let policies = ports.policies().policies(context.tenant()?).await?;
@@ -740,6 +836,79 @@ async fn tenant_user<K: Clock>(
         .tenant_user(context.tenant()?, p.path_str("user_id")?)
         .await?
         .ok_or(ApiError::NotFound { what: "user" })
+}
+
+/// Sends a made-up "opened" event through `channel` now and says what happened.
+async fn test_notification<K: Clock>(
+    api: &Api<K>,
+    channel: &NotificationChannel,
+    now: i64,
+) -> Value {
+    use vigie_domain::alert::{AlertEvent, AlertEventKind, AlertFamily, Severity};
+    use vigie_notifier::deliver::{DeliveryStatus, Notification, deliver, prepare};
+    let event = AlertEvent {
+        event_id: format!(
+            "evt-test-{}",
+            vigie_domain::ids::base32(&vigie_domain::ids::random_bytes::<8>())
+        ),
+        kind: AlertEventKind::Opened,
+        alert_id: "al-test".into(),
+        tenant_id: channel.tenant_id.clone(),
+        client_id: ClientId::parse("vigie-test").unwrap_or_else(|_| unreachable!()),
+        site_id: SiteId::parse("test").unwrap_or_else(|_| unreachable!()),
+        device_id: DeviceId::generate(),
+        device_name: "vigie-test-device".into(),
+        rule_id: "test".into(),
+        family: AlertFamily::AgentHealth,
+        subject: String::new(),
+        metric: "test".into(),
+        severity: Severity::Info,
+        previous_severity: None,
+        value: 0.0,
+        threshold: 0.0,
+        at_ms: now,
+        opened_ms: now,
+    };
+    match prepare(channel, &event, &api.console_base, now / 1000) {
+        Notification::Http(request) => {
+            let outcome = tokio::task::spawn_blocking(move || {
+                deliver(&request, std::time::Duration::from_secs(5))
+            })
+            .await;
+            match outcome {
+                Ok(o) => json!({
+                    "delivered": o.status == DeliveryStatus::Delivered,
+                    "response_code": o.response_code,
+                    "detail": o.detail,
+                }),
+                Err(e) => {
+                    json!({ "delivered": false, "response_code": null, "detail": e.to_string() })
+                }
+            }
+        }
+        Notification::Email(email) => {
+            use vigie_domain::ports::{Mailer, OutgoingEmail};
+            let sent = api
+                .ports
+                .mailer()
+                .send(&OutgoingEmail {
+                    from: email.from,
+                    to: email.to,
+                    subject: email.content.subject,
+                    text: email.content.text,
+                    html: email.content.html,
+                })
+                .await;
+            match sent {
+                Ok(id) => {
+                    json!({ "delivered": true, "response_code": null, "detail": format!("sent, message id {id}") })
+                }
+                Err(e) => {
+                    json!({ "delivered": false, "response_code": null, "detail": e.to_string() })
+                }
+            }
+        }
+    }
 }
 
 /// Notes a change made through the API (who, what, when) for the audit trail.

@@ -16,7 +16,11 @@ pub mod openapi;
 pub mod routes;
 mod views;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use vigie_domain::ids::TenantId;
 
 use tracing::{info, warn};
 use vigie_auth::{ApiKey, Verified, Verifier, user_id_for};
@@ -33,7 +37,14 @@ pub struct Api<K> {
     clock: K,
     /// Public keys of Vigie's own issuer, served at `/.well-known/jwks.json`.
     jwks: serde_json::Value,
+    /// Where the console lives (links in test notifications).
+    console_base: String,
+    /// Whether a tenant is suspended, as read recently.
+    suspended: Mutex<HashMap<TenantId, (Instant, bool)>>,
 }
+
+/// How long a tenant's suspension is cached in a warm function.
+pub const TENANT_TTL: Duration = Duration::from_secs(30);
 
 impl<K: Clock> Api<K> {
     pub fn new(ports: AwsPorts, verifier: Verifier, clock: K, jwks: serde_json::Value) -> Self {
@@ -42,7 +53,46 @@ impl<K: Clock> Api<K> {
             verifier,
             clock,
             jwks,
+            console_base: std::env::var("VIGIE_CONSOLE_URL")
+                .unwrap_or_else(|_| "https://console.vigie.example".into()),
+            suspended: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Forgets what is cached about `tenant` (after suspending or resuming it here).
+    pub(crate) fn forget_tenant(&self, tenant: &TenantId) {
+        if let Ok(mut cache) = self.suspended.lock() {
+            cache.remove(tenant);
+        }
+    }
+
+    /// Refuses the people and keys of a suspended tenant (cached for [`TENANT_TTL`]).
+    async fn check_not_suspended(&self, tenant: &TenantId) -> Result<(), ApiError> {
+        let cached = self.suspended.lock().ok().and_then(|cache| {
+            cache
+                .get(tenant)
+                .filter(|(at, _)| at.elapsed() < TENANT_TTL)
+                .map(|(_, s)| *s)
+        });
+        let suspended = match cached {
+            Some(s) => s,
+            None => {
+                let s = self
+                    .ports
+                    .directory()
+                    .tenant(tenant)
+                    .await?
+                    .is_some_and(|t| t.suspended_ms.is_some());
+                if let Ok(mut cache) = self.suspended.lock() {
+                    cache.insert(tenant.clone(), (Instant::now(), s));
+                }
+                s
+            }
+        };
+        if suspended {
+            return Err(ApiError::TenantSuspended);
+        }
+        Ok(())
     }
 
     /// Handles one request; every failure is a JSON error with a stable code.
@@ -87,6 +137,9 @@ impl<K: Clock> Api<K> {
         let caller = self.authenticate(request).await?;
         match access::authorize(caller, matched.route)? {
             access::Access::Member(context) => {
+                if let Some(tenant) = context.principal().tenant_id() {
+                    self.check_not_suspended(tenant).await?;
+                }
                 handlers::handle(self, &context, &matched, request).await
             }
             access::Access::Stranger(identity) => {

@@ -26,6 +26,7 @@ fn tags_schema() -> Value {
 }
 
 /// Every schema a route names.
+#[rustfmt::skip]
 fn schemas() -> Map<String, Value> {
     let id = id_schema();
     let ms = json!({ "type": "integer" });
@@ -49,16 +50,32 @@ fn schemas() -> Map<String, Value> {
             "clients": { "type": "array", "items": text }
         }
     }));
-    s.insert(
-        "Tenant".into(),
-        json!({
-            "type": "object", "required": ["tenant_id", "name", "created_ms"],
-            "properties": { "tenant_id": id, "name": text, "created_ms": ms }
-        }),
-    );
+    s.insert("Tenant".into(), json!({
+        "type": "object",
+        "required": ["tenant_id", "name", "created_ms", "plan", "max_devices", "suspended_ms"],
+        "properties": { "tenant_id": id, "name": text, "created_ms": ms, "plan": text,
+            "max_devices": ms, "suspended_ms": { "type": ["integer", "null"] } }
+    }));
     s.insert("NewTenant".into(), json!({
         "type": "object", "required": ["tenant_id", "name"], "additionalProperties": false,
-        "properties": { "tenant_id": id, "name": { "type": "string", "minLength": 1, "maxLength": 200 } }
+        "properties": { "tenant_id": id, "name": { "type": "string", "minLength": 1, "maxLength": 200 },
+            "plan": { "type": "string", "minLength": 1, "maxLength": 200 },
+            "max_devices": { "type": "integer", "minimum": 1, "maximum": 1_000_000 } }
+    }));
+    s.insert("DeviceMove".into(), json!({
+        "type": "object", "required": ["client_id", "site_id"], "additionalProperties": false,
+        "properties": { "client_id": id, "site_id": id }
+    }));
+    s.insert("DeviceTags".into(), json!({
+        "type": "object", "required": ["tags"], "additionalProperties": false,
+        "properties": { "tags": { "type": "object", "maxProperties": 20,
+            "propertyNames": { "pattern": "^[a-z0-9_.-]{1,64}$" },
+            "additionalProperties": { "type": "string", "minLength": 1, "maxLength": 128 } } }
+    }));
+    s.insert("TestResult".into(), json!({
+        "type": "object", "required": ["delivered", "response_code", "detail"],
+        "properties": { "delivered": { "type": "boolean" },
+            "response_code": { "type": ["integer", "null"] }, "detail": text }
     }));
     s.insert("TenantPage".into(), page_of("Tenant"));
     s.insert(

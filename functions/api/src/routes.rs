@@ -53,6 +53,11 @@ pub enum Operation {
     ListInvitations,
     RevokeInvitation,
     AcceptInvitation,
+    SuspendTenant,
+    ResumeTenant,
+    MoveDevice,
+    SetDeviceTags,
+    TestChannel,
 }
 
 /// Where the objects of an operation live.
@@ -176,6 +181,11 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/invitations", Operation::ListInvitations, Realm::Tenant, ADMIN, "List invitations", 200, None, "InvitationPage"),
     route("POST", "/v1/invitations/{invitation_id}/revoke", Operation::RevokeInvitation, Realm::Tenant, ADMIN, "Revoke an invitation", 200, None, "Invitation"),
     route("POST", "/v1/invitations/accept", Operation::AcceptInvitation, Realm::Identity, ANY, "Accept an invitation with its code (a verified identity that is nobody's member yet)", 201, Some("InvitationAcceptance"), "User"),
+    route("POST", "/v1/tenants/{tenant_id}/suspend", Operation::SuspendTenant, Realm::Platform, PLATFORM, "Suspend a tenant (its people and keys are refused)", 200, None, "Tenant"),
+    route("POST", "/v1/tenants/{tenant_id}/resume", Operation::ResumeTenant, Realm::Platform, PLATFORM, "Resume a suspended tenant", 200, None, "Tenant"),
+    route("POST", "/v1/devices/{device_id}/move", Operation::MoveDevice, Realm::Tenant, ADMIN, "Move a device to another client company and site", 200, Some("DeviceMove"), "Device"),
+    route("PUT", "/v1/devices/{device_id}/tags", Operation::SetDeviceTags, Realm::Tenant, ADMIN, "Replace a device's tags (role=server, …)", 200, Some("DeviceTags"), "Device"),
+    route("POST", "/v1/channels/{channel_id}/test", Operation::TestChannel, Realm::Tenant, ADMIN, "Send a test notification through a channel now", 200, None, "TestResult"),
 ];
 
 /// A matched route and its path parameters.

@@ -9,7 +9,14 @@ use vigie_domain::enrollment::EnrollmentToken;
 use vigie_domain::notification::{ChannelKind, NotificationChannel};
 
 pub fn tenant(t: &Tenant) -> Value {
-    json!({ "tenant_id": t.id, "name": t.name, "created_ms": t.created_ms })
+    json!({
+        "tenant_id": t.id,
+        "name": t.name,
+        "created_ms": t.created_ms,
+        "plan": t.plan.name,
+        "max_devices": t.plan.max_devices,
+        "suspended_ms": t.suspended_ms,
+    })
 }
 
 pub fn client(c: &ClientCompany) -> Value {

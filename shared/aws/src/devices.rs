@@ -185,6 +185,71 @@ impl DynamoDevices {
             .filter(|d| &d.placement.tenant == tenant))
     }
 
+    /// Moves a device of `tenant` to another client company and site (its index entry moves
+    /// with it). A device of another tenant is not found (`false`).
+    pub async fn move_to(
+        &self,
+        tenant: &TenantId,
+        id: &DeviceId,
+        client: &ClientId,
+        site: &SiteId,
+    ) -> Result<bool, StoreError> {
+        let index = TenantKeys::new(tenant).device_index(client, site, id);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&device_identity(id))))
+            .update_expression("SET client_id = :client, site_id = :site, gsi1sk = :sk")
+            .condition_expression("attribute_exists(pk) AND tenant_id = :tenant")
+            .expression_attribute_values(":client", AttributeValue::S(client.as_str().into()))
+            .expression_attribute_values(":site", AttributeValue::S(site.as_str().into()))
+            .expression_attribute_values(":sk", AttributeValue::S(index.gsi1sk))
+            .expression_attribute_values(":tenant", AttributeValue::S(tenant.as_str().into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Replaces the tags of a device of `tenant` (validated by the caller).
+    pub async fn set_tags(
+        &self,
+        tenant: &TenantId,
+        id: &DeviceId,
+        tags: &vigie_domain::device::Tags,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&device_identity(id))))
+            .condition_expression("attribute_exists(pk) AND tenant_id = :tenant")
+            .expression_attribute_values(":tenant", AttributeValue::S(tenant.as_str().into()));
+        update = if tags.is_empty() {
+            update.update_expression("REMOVE tags")
+        } else {
+            update
+                .update_expression("SET tags = :tags")
+                .expression_attribute_values(
+                    ":tags",
+                    AttributeValue::M(
+                        tags.iter()
+                            .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
+                            .collect(),
+                    ),
+                )
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// Revokes a device of `tenant`. A device of another tenant is reported as not found.
     pub async fn revoke(&self, tenant: &TenantId, id: &DeviceId) -> Result<bool, StoreError> {
         let result = self

@@ -1,11 +1,30 @@
 //! Tenants, client companies and sites in DynamoDB.
 
-use vigie_domain::directory::{ClientCompany, Site, Tenant};
+use vigie_domain::directory::{ClientCompany, Plan, Site, Tenant};
 use vigie_domain::ids::{ClientId, SiteId, TenantId};
 use vigie_domain::keys::{TENANTS_INDEX_PARTITION, TenantKeys, tenants_index};
 use vigie_domain::ports::StoreError;
 
 use crate::item::{Item, ItemBuilder, ItemExt, key_of, put_item, query_prefix, unavailable};
+
+fn tenant_from_item(item: &Item) -> Result<Tenant, StoreError> {
+    let defaults = Plan::default();
+    let suspended: i64 = item.number_or("suspended_ms", 0)?;
+    Ok(Tenant {
+        id: item.parsed("tenant_id", TenantId::parse)?,
+        name: item.string("name")?.to_owned(),
+        created_ms: item.number("created_ms")?,
+        plan: Plan {
+            name: item
+                .get("plan")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or(defaults.name),
+            max_devices: item.number_or("max_devices", defaults.max_devices)?,
+        },
+        suspended_ms: (suspended > 0).then_some(suspended),
+    })
+}
 
 /// The directory in the Vigie table.
 #[derive(Debug, Clone)]
@@ -48,6 +67,9 @@ impl DynamoDirectory {
             .s("tenant_id", t.id.as_str())
             .s("name", &t.name)
             .n("created_ms", t.created_ms)
+            .s("plan", &t.plan.name)
+            .n("max_devices", t.plan.max_devices)
+            .n("suspended_ms", t.suspended_ms.unwrap_or(0))
             .build()
     }
 
@@ -76,11 +98,7 @@ impl DynamoDirectory {
                 .await
                 .map_err(unavailable)?;
             for item in page.items() {
-                out.push(Tenant {
-                    id: item.parsed("tenant_id", TenantId::parse)?,
-                    name: item.string("name")?.to_owned(),
-                    created_ms: item.number("created_ms")?,
-                });
+                out.push(tenant_from_item(item)?);
             }
             start = page.last_evaluated_key;
             if start.is_none() {
@@ -138,6 +156,32 @@ impl DynamoDirectory {
         Ok(out.item)
     }
 
+    /// Suspends (`Some(time)`) or resumes (`None`) a tenant; `false` if there is none.
+    pub async fn set_suspended(
+        &self,
+        id: &TenantId,
+        suspended_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&TenantKeys::new(id).tenant())))
+            .update_expression("SET suspended_ms = :s")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(
+                ":s",
+                aws_sdk_dynamodb::types::AttributeValue::N(suspended_ms.unwrap_or(0).to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if crate::devices::is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     pub async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
         self.put(Self::tenant_item(t)).await
     }
@@ -146,11 +190,7 @@ impl DynamoDirectory {
         let Some(item) = self.get(&TenantKeys::new(id).tenant()).await? else {
             return Ok(None);
         };
-        Ok(Some(Tenant {
-            id: id.clone(),
-            name: item.string("name")?.to_owned(),
-            created_ms: item.number("created_ms")?,
-        }))
+        Ok(Some(tenant_from_item(&item)?))
     }
 
     pub async fn put_client(&self, c: &ClientCompany) -> Result<(), StoreError> {

@@ -10,6 +10,41 @@ pub struct Tenant {
     pub id: TenantId,
     pub name: String,
     pub created_ms: i64,
+    /// The plan it subscribed to and what it allows.
+    pub plan: Plan,
+    /// From this time on the tenant's people and integrations are refused.
+    pub suspended_ms: Option<i64>,
+}
+
+/// A tenant's plan and its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// `starter`, `pro`, … (free text for the operator's catalogue).
+    pub name: String,
+    /// Most enrolled devices.
+    pub max_devices: u32,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self {
+            name: "starter".into(),
+            max_devices: 250,
+        }
+    }
+}
+
+impl Tenant {
+    /// A new, active tenant on `plan`.
+    pub fn new(id: TenantId, name: impl Into<String>, created_ms: i64, plan: Plan) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            created_ms,
+            plan,
+            suspended_ms: None,
+        }
+    }
 }
 
 /// A client company of the MSP.
