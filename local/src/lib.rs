@@ -63,6 +63,28 @@ impl ApiAuth {
     }
 }
 
+/// Vigie's own token issuer for local use: its Ed25519 key in `path` (PKCS#8 PEM, mode 0600),
+/// created on first use. `cargo xtask token` mints with the same key.
+pub fn local_issuer(path: &std::path::Path) -> std::io::Result<vigie_auth::OwnIssuer> {
+    let issuer = vigie_api::config::DEFAULT_ISSUER;
+    let audience = vigie_api::config::DEFAULT_AUDIENCE;
+    if let Ok(pem) = std::fs::read_to_string(path) {
+        return vigie_auth::OwnIssuer::from_pkcs8_pem(issuer, audience, &pem)
+            .map_err(std::io::Error::other);
+    }
+    let own = vigie_auth::OwnIssuer::generate(issuer, audience);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, own.to_pkcs8_pem())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(own)
+}
+
 /// Knobs of [`LocalRuntime::start_with`].
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {

@@ -42,13 +42,22 @@ async fn main() -> anyhow::Result<()> {
     let ports = AwsPorts::connect(clients, names)
         .await
         .context("connecting to the installation's resources")?;
-    let runtime = LocalRuntime::start_all(
-        &ports,
-        listen.parse().context("--listen")?,
-        vigie_evaluator::POLICY_TTL,
-    )
-    .await?;
-    println!("vigie-local: ingestion at {}", runtime.url());
+    // The tenant API trusts Vigie's own issuer, with the key `cargo xtask token` mints with.
+    let key = std::env::var("VIGIE_JWT_KEY_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(".vigie/jwt-signing-key.pem"));
+    let issuer = vigie_local::local_issuer(&key).context("the API's signing key")?;
+    let options = vigie_local::RuntimeOptions {
+        policy_ttl: vigie_evaluator::POLICY_TTL,
+        api: Some(vigie_local::ApiAuth::own(&issuer)),
+        ..vigie_local::RuntimeOptions::default()
+    };
+    let runtime =
+        LocalRuntime::start_with(&ports, listen.parse().context("--listen")?, &options).await?;
+    println!(
+        "vigie-local: ingestion at {0}/v1/agent, tenant API at {0}/v1 (OpenAPI at {0}/openapi.json)",
+        runtime.url()
+    );
     tokio::signal::ctrl_c().await?;
     runtime.stop().await;
     Ok(())

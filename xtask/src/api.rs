@@ -17,24 +17,8 @@ pub fn local_key_path() -> std::path::PathBuf {
 
 /// The local issuer: the key in `.vigie/`, created on first use.
 pub fn local_issuer() -> anyhow::Result<OwnIssuer> {
-    let path = local_key_path();
-    let issuer = vigie_api::config::DEFAULT_ISSUER;
-    let audience = vigie_api::config::DEFAULT_AUDIENCE;
-    if let Ok(pem) = std::fs::read_to_string(&path) {
-        return OwnIssuer::from_pkcs8_pem(issuer, audience, &pem)
-            .with_context(|| format!("reading {}", path.display()));
-    }
-    let own = OwnIssuer::generate(issuer, audience);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&path, own.to_pkcs8_pem())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(own)
+    vigie_local::local_issuer(&local_key_path())
+        .with_context(|| format!("reading {}", local_key_path().display()))
 }
 
 pub fn openapi(_args: &[String]) -> anyhow::Result<()> {

@@ -117,6 +117,8 @@ pub struct DemoStack {
     pub ports: AwsPorts,
     pub server: LocalRuntime,
     pub token: vigie_domain::enrollment::TokenPlaintext,
+    /// A technician's token for the tenant API.
+    pub technician: String,
 }
 
 pub async fn setup(endpoint: &str, prefix: &str) -> anyhow::Result<DemoStack> {
@@ -175,21 +177,35 @@ pub async fn setup(endpoint: &str, prefix: &str) -> anyhow::Result<DemoStack> {
         token.id
     ));
 
-    let server = LocalRuntime::start_all(
-        &ports,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        Duration::from_secs(2),
-    )
-    .await?;
+    let issuer = crate::api::local_issuer()?;
+    let options = vigie_local::RuntimeOptions {
+        policy_ttl: Duration::from_secs(2),
+        api: Some(vigie_local::ApiAuth::own(&issuer)),
+        ..vigie_local::RuntimeOptions::default()
+    };
+    let server =
+        LocalRuntime::start_with(&ports, SocketAddr::from(([127, 0, 0, 1], 0)), &options).await?;
     say(&format!(
-        "local runtime: ingestion at {}, evaluator and notifier polling their queues",
+        "local runtime: ingestion at {0}/v1/agent, tenant API at {0}/v1, evaluator and notifier polling their queues",
         server.url()
     ));
+    let technician = issuer.mint(
+        &vigie_auth::Grant::new(
+            "tech@demo-msp",
+            vigie_auth::Role::Technician,
+            Some(placement.tenant.clone()),
+            None,
+            Vec::new(),
+        )?,
+        Duration::from_secs(3600),
+        now / 1000,
+    )?;
 
     Ok(DemoStack {
         ports,
         server,
         token: plaintext,
+        technician,
     })
 }
 
@@ -198,6 +214,7 @@ async fn demo(options: &Options, endpoint: &str, agent: &std::path::Path) -> any
         ports,
         server,
         token: plaintext,
+        technician,
     } = setup(endpoint, "vigie-demo").await?;
     let state_dir = root().join(".vigie").join("demo-agent");
     let _ = std::fs::remove_dir_all(&state_dir);
@@ -248,7 +265,7 @@ async fn demo(options: &Options, endpoint: &str, agent: &std::path::Path) -> any
         options.send_interval
     ));
 
-    let outcome = watch(&ports, &server, options, &mut child).await;
+    let outcome = watch(&ports, &server, &technician, options, &mut child).await;
     stop_agent(&mut child);
     let status = Command::new(agent)
         .args(["status", "--state-dir"])
@@ -268,6 +285,7 @@ async fn demo(options: &Options, endpoint: &str, agent: &std::path::Path) -> any
 async fn watch(
     ports: &AwsPorts,
     server: &LocalRuntime,
+    technician: &str,
     options: &Options,
     child: &mut Child,
 ) -> anyhow::Result<()> {
@@ -384,6 +402,18 @@ async fn watch(
             }
             match (phase, kind.as_str()) {
                 (Phase::WaitOpen, "opened") => {
+                    let alert_id = body["event"]["alert_id"].as_str().unwrap_or("?").to_owned();
+                    let acked = api_post(
+                        &server.url(),
+                        technician,
+                        &format!("/v1/alerts/{alert_id}/acknowledge"),
+                    )
+                    .await?;
+                    mark(format!(
+                        "tenant API: POST /v1/alerts/{alert_id}/acknowledge → {} by {}",
+                        acked["status"].as_str().unwrap_or("?"),
+                        acked["acknowledged"]["by"].as_str().unwrap_or("?")
+                    ));
                     ports
                         .policies()
                         .put(&tenant, &disk_policy(site.clone(), &mount, 100.0)?, now())
@@ -415,6 +445,20 @@ async fn watch(
         metrics.iter().cloned().collect::<Vec<_>>().join(", ")
     ));
     Ok(())
+}
+
+/// A POST to the local tenant API with a bearer token; the JSON answer (an error is an error).
+async fn api_post(base: &str, token: &str, path: &str) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{base}{path}");
+    let auth = format!("Bearer {token}");
+    tokio::task::spawn_blocking(move || -> anyhow::Result<serde_json::Value> {
+        let answer = ureq::post(&url)
+            .set("authorization", &auth)
+            .call()
+            .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+        Ok(serde_json::from_str(&answer.into_string()?)?)
+    })
+    .await?
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
