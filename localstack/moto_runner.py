@@ -84,6 +84,67 @@ def fix_s3_result_wrappers() -> None:
         log(f"could not apply the S3 response fix: {error!r}")
 
 
+def cheap_dynamodb_transactions() -> None:
+    """Makes a DynamoDB transaction cost what it touches, not the whole table.
+
+    moto 5.2.5 backs up every table a transaction names with a deep copy of the table (once
+    per item), so each transaction costs O(items x table size) and the local stack slows down
+    as its single table grows; DynamoDB's cost is per item. Here the backup is of the items the
+    transaction names, and a failed transaction puts exactly those back.
+
+    Best effort: if a later moto changes the internals this relies on, say so and go on.
+    """
+    try:
+        import copy
+
+        from moto.dynamodb.models import DynamoDBBackend
+        from moto.dynamodb.models.table import Table
+
+        original = DynamoDBBackend.transact_write_items
+
+        def key_of(backend, op_type, op):
+            table = backend.get_table(op["TableName"])
+            if op_type != "Put":
+                return op["Key"]
+            attrs = op["Item"]
+            key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+            if table.range_key_attr is not None:
+                key[table.range_key_attr] = attrs[table.range_key_attr]
+            return key
+
+        def transact_write_items(self, transact_items):
+            before = []
+            for entry in transact_items:
+                try:
+                    op_type, op = next(iter(entry.items()))
+                    key = key_of(self, op_type, op)
+                    current = self.get_item(op["TableName"], key)
+                    attrs = copy.deepcopy(current.to_json()["Attributes"]) if current else None
+                    before.append((op["TableName"], key, attrs))
+                except Exception:  # noqa: BLE001 - moto's own checks report it below
+                    pass
+            try:
+                return original(self, transact_items)
+            except Exception:
+                for table_name, key, attrs in reversed(before):
+                    try:
+                        if attrs is None:
+                            if self.get_item(table_name, key) is not None:
+                                self.delete_item(table_name, key)
+                        else:
+                            self.put_item(table_name, attrs)
+                    except Exception as error:  # noqa: BLE001
+                        log(f"transaction rollback of {key} failed: {error!r}")
+                raise
+
+        # The whole-table backup becomes the table itself (its restore then changes nothing);
+        # the items above are what is restored.
+        Table.__deepcopy__ = lambda self, memo: self
+        DynamoDBBackend.transact_write_items = transact_write_items
+    except Exception as error:  # noqa: BLE001 - a missing fix must not stop the emulator
+        log(f"could not apply the DynamoDB transaction fix: {error!r}")
+
+
 def main() -> int:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
 
@@ -94,6 +155,7 @@ def main() -> int:
     from moto.server import ThreadedMotoServer
 
     fix_s3_result_wrappers()
+    cheap_dynamodb_transactions()
 
     stop = threading.Event()
 
