@@ -44,8 +44,7 @@ const CHANNEL: &str = "ops";
 /// Test cases per operation and phase by default: the whole check stays near a minute.
 const DEFAULT_EXAMPLES: u32 = 25;
 
-const USAGE: &str =
-    "usage: cargo xtask api-check [--max-examples N] [--seed N] [--checks c1,c2 (Schemathesis's names)]";
+const USAGE: &str = "usage: cargo xtask api-check [--max-examples N] [--seed N] [--checks c1,c2 (Schemathesis's names)]";
 
 /// The local API over a seeded tenant.
 pub struct ApiStack {
@@ -70,9 +69,11 @@ impl ApiStack {
             client,
             Vec::new(),
         )?;
-        Ok(self
-            .issuer
-            .mint(&grant, Duration::from_secs(3600), SystemClock.now_ms() / 1000)?)
+        Ok(self.issuer.mint(
+            &grant,
+            Duration::from_secs(3600),
+            SystemClock.now_ms() / 1000,
+        )?)
     }
 }
 
@@ -156,7 +157,11 @@ pub async fn start_seeded(endpoint: &str, prefix: &str) -> anyhow::Result<ApiSta
         client: placement.client.clone(),
     };
     policies
-        .put(&placement.tenant, &disk_policy(client_scope.clone(), 90.0)?, now)
+        .put(
+            &placement.tenant,
+            &disk_policy(client_scope.clone(), 90.0)?,
+            now,
+        )
         .await?;
 
     // An open alert: the device's root filesystem at 97 % a minute ago, through the evaluator.
