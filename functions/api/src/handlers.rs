@@ -345,6 +345,8 @@ pub(crate) async fn handle<K: Clock>(
             #[derive(Deserialize)]
             #[serde(deny_unknown_fields)]
             struct Assignment {
+                /// Required; `null` unassigns.
+                #[serde(deserialize_with = "Option::deserialize")]
                 assignee: Option<String>,
             }
             let body: Assignment = json_body(request)?;
