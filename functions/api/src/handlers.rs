@@ -279,7 +279,7 @@ pub(crate) async fn handle<K: Clock>(
             #[serde(deny_unknown_fields)]
             struct ChannelInput {
                 name: String,
-                kind: ChannelKind,
+                kind: KindInput,
                 #[serde(default)]
                 filter: ChannelFilter,
             }
@@ -289,7 +289,7 @@ pub(crate) async fn handle<K: Clock>(
                 id,
                 tenant_id: context.tenant()?.clone(),
                 name: body.name,
-                kind: body.kind,
+                kind: body.kind.into(),
                 filter: body.filter,
             };
             channel
@@ -425,6 +425,38 @@ pub(crate) async fn handle<K: Clock>(
                 &device.tags,
             );
             ok(views::effective_policy(&device, &effective))
+        }
+    }
+}
+
+/// A channel's `kind` as a request names it: the domain's [`ChannelKind`], with unknown
+/// fields refused like everywhere else in a request body.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum KindInput {
+    Webhook {
+        url: String,
+        secret: vigie_domain::notification::WebhookSecret,
+    },
+    Slack {
+        webhook_url: String,
+    },
+    Teams {
+        webhook_url: String,
+    },
+    Email {
+        to: Vec<String>,
+        from: String,
+    },
+}
+
+impl From<KindInput> for ChannelKind {
+    fn from(kind: KindInput) -> Self {
+        match kind {
+            KindInput::Webhook { url, secret } => Self::Webhook { url, secret },
+            KindInput::Slack { webhook_url } => Self::Slack { webhook_url },
+            KindInput::Teams { webhook_url } => Self::Teams { webhook_url },
+            KindInput::Email { to, from } => Self::Email { to, from },
         }
     }
 }
@@ -793,6 +825,18 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_channel_kind_refuses_unknown_fields() {
+        let kind = |v: Value| serde_json::from_value::<KindInput>(v).map(ChannelKind::from);
+        assert!(matches!(
+            kind(json!({ "type": "slack", "webhook_url": "https://hooks.slack.com/x" })),
+            Ok(ChannelKind::Slack { .. })
+        ));
+        assert!(
+            kind(json!({ "type": "email", "to": ["a@b.c"], "from": "n@b.c", "x": 1 })).is_err()
+        );
+    }
 
     #[test]
     fn queries_decode() {
