@@ -185,7 +185,7 @@ fn schemas() -> Map<String, Value> {
     );
     // As `NotificationChannel::validate` checks them: https, or http to this machine only.
     let url = json!({ "type": "string",
-        "pattern": "^(https://[^\\s/?#@:][^\\s/?#@]*|http://(localhost|127\\.[0-9.]+|\\[::1\\])(:[0-9]+)?)([/?#]\\S*)?$" });
+        "pattern": "^(https://[^\\s/?#@:][^\\s/?#@]*|http://(localhost|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]+)?)([/?#]\\S*)?$" });
     let email =
         json!({ "type": "string", "pattern": "^[^@\\s,<]+@[^.\\s,<][^.\\s,<]*\\.[^\\s,<]*$" });
     s.insert("ChannelInput".into(), json!({
@@ -246,8 +246,10 @@ fn schemas() -> Map<String, Value> {
     let rules = json!({ "type": "array", "maxItems": 200, "items": { "type": "object",
         "required": ["id", "family", "metric", "direction"], "additionalProperties": false,
         "anyOf": [ { "required": ["warning"] }, { "required": ["critical"] } ],
-        "properties": { "id": id, "family": family, "metric": { "enum": METRICS }, "subject": text,
-            "direction": { "enum": ["above", "below"] }, "warning": level, "critical": level,
+        "properties": { "id": id, "family": family, "metric": { "enum": METRICS },
+            "subject": { "type": ["string", "null"] }, "direction": { "enum": ["above", "below"] },
+            "warning": { "anyOf": [level, { "type": "null" }] },
+            "critical": { "anyOf": [level, { "type": "null" }] },
             "hysteresis": { "type": "number", "minimum": 0 },
             "max_gap_s": { "type": "integer", "minimum": 0, "maximum": u32::MAX },
             "enabled": { "type": "boolean" } } } });
