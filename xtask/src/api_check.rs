@@ -48,6 +48,7 @@ const USAGE: &str = "usage: cargo xtask api-check [--max-examples N] [--seed N] 
 
 /// The local API over a seeded tenant.
 pub struct ApiStack {
+    pub ports: AwsPorts,
     pub runtime: LocalRuntime,
     pub issuer: OwnIssuer,
     pub tenant: TenantId,
@@ -195,6 +196,7 @@ pub async fn start_seeded(endpoint: &str, prefix: &str) -> anyhow::Result<ApiSta
         ("scope", client_scope.key()),
     ]);
     Ok(ApiStack {
+        ports,
         runtime,
         issuer,
         tenant: placement.tenant,
