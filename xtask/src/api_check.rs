@@ -6,7 +6,7 @@
 //! twice: as an `msp_admin` over the tenant routes, as a `platform_operator` over the platform
 //! routes. Path parameters are the seeded objects most of the time (so the handlers behind the
 //! lookups run) and generated values otherwise. Checks: no 5xx, every response documented
-//! (status, content type) and matching its schema. Schemathesis is installed from PyPI into
+//! (status, content type) and matching its schema, 405 + `allow` for undeclared methods. Schemathesis is installed from PyPI into
 //! `.vigie/tools/api-check` on first use (`infra/api-check-requirements.txt`).
 
 use std::collections::BTreeMap;
@@ -296,8 +296,9 @@ fn schemathesis() -> anyhow::Result<PathBuf> {
     Ok(bin.join("schemathesis"))
 }
 
-/// The checks: no server error, documented status and content type, body matching its schema.
-const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance";
+/// The checks: no server error, documented status and content type, body matching its schema,
+/// and a 405 with an `allow` header for a method the path does not have.
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,unsupported_method";
 
 /// One pass of Schemathesis.
 struct Pass {
