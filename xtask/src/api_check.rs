@@ -287,13 +287,19 @@ fn full_disk(p: &Placement, device: &DeviceId, at: i64) -> anyhow::Result<BatchE
     })
 }
 
-/// Schemathesis from `infra/api-check-requirements.txt`, installed on first use.
-fn schemathesis() -> anyhow::Result<PathBuf> {
+/// Schemathesis from `infra/api-check-requirements.txt`, installed on first use, and its
+/// pinned version.
+fn schemathesis() -> anyhow::Result<(PathBuf, String)> {
+    let requirements = root().join("infra").join("api-check-requirements.txt");
     let bin = python_tools(
         &root().join(".vigie").join("tools").join("api-check"),
-        &root().join("infra").join("api-check-requirements.txt"),
+        &requirements,
     )?;
-    Ok(bin.join("schemathesis"))
+    let version = std::fs::read_to_string(&requirements)?
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("schemathesis==").map(str::to_owned))
+        .unwrap_or_default();
+    Ok((bin.join("schemathesis"), version))
 }
 
 /// The checks: no server error, documented status and content type, body matching its schema,
@@ -356,7 +362,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         }
     }
     let started = Instant::now();
-    let schemathesis = schemathesis()?;
+    let (schemathesis, version) = schemathesis()?;
     let emulator = crate::demo::start_emulator()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -421,7 +427,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         "FAILED"
     };
     println!(
-        "api-check: schemathesis 4.32.5, {} — {verdict} in {:.0} s",
+        "api-check: schemathesis {version}, {} — {verdict} in {:.0} s",
         summary.join("; "),
         started.elapsed().as_secs_f64()
     );
