@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 
-use crate::util::{cargo, elf_facts, root, run};
+use crate::util::{cargo, elf_facts, python_tools, root, run};
 
 /// The function crates and the binary each produces.
 pub const FUNCTIONS: &[(&str, &str)] = &[
@@ -19,21 +19,10 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
 
 /// The virtualenv holding cargo-lambda and zig; installs it when missing or outdated.
 pub fn tools() -> anyhow::Result<PathBuf> {
-    let venv = root().join(".vigie").join("tools");
-    let requirements = root().join("infra").join("build-requirements.txt");
-    let wanted =
-        std::fs::read_to_string(&requirements).context("reading infra/build-requirements.txt")?;
-    let stamp = venv.join("requirements.stamp");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
-        return Ok(venv.join("bin"));
-    }
-    let python = std::env::var("VIGIE_PYTHON").unwrap_or_else(|_| "python3".into());
-    run(Command::new(&python).arg("-m").arg("venv").arg(&venv))?;
-    run(Command::new(venv.join("bin").join("pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(&requirements))?;
-    std::fs::write(&stamp, wanted)?;
-    Ok(venv.join("bin"))
+    python_tools(
+        &root().join(".vigie").join("tools"),
+        &root().join("infra").join("build-requirements.txt"),
+    )
 }
 
 /// Builds every function for arm64; returns the bootstrap paths.

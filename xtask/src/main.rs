@@ -2,6 +2,7 @@
 
 mod agent;
 mod api;
+mod api_check;
 mod bench;
 mod demo;
 mod lambda;
@@ -13,11 +14,15 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   demo [--once]     run the product locally: emulator, provisioning, a real agent, batches arriving
-  test              every check CI runs: fmt, clippy, static agent, all tests, arm64 lambda build, demo
+  test [--skip-api-check] [--skip-lambda] [--skip-demo]
+                    every check CI runs: fmt, clippy, static agent, all tests, api-check,
+                    arm64 lambda build, demo
   agent             build the agent's static release binary; prints its path last
   lambda            build every function for AWS Lambda (arm64) with cargo-lambda
   bench             measure the ingest hot path and the agent (size, memory, CPU)
   measure [--alerts N]  alert latency (batch to webhook) and AWS requests / cost per device-month
+  api-check [--max-examples N] [--seed N]  Schemathesis against the local tenant API (no 5xx,
+                    responses as documented), as msp_admin and as platform_operator
   openapi           write functions/api/openapi.json from the API's route table
   token --role R [--tenant T] [--client C]  mint a token of the local issuer (.vigie/jwt-signing-key.pem)";
 
@@ -34,6 +39,7 @@ fn main() -> std::process::ExitCode {
         "lambda" => lambda::main(rest),
         "bench" => bench::main(rest),
         "measure" => measure::main(rest),
+        "api-check" => api_check::main(rest),
         "openapi" => api::openapi(rest),
         "token" => api::token(rest),
         "-h" | "--help" | "help" => {

@@ -10,12 +10,14 @@ use crate::util::{cargo, root, run};
 pub fn main(args: &[String]) -> anyhow::Result<()> {
     let mut skip_lambda = false;
     let mut skip_demo = false;
+    let mut skip_api_check = false;
     for a in args {
         match a.as_str() {
             "--skip-lambda" => skip_lambda = true,
             "--skip-demo" => skip_demo = true,
+            "--skip-api-check" => skip_api_check = true,
             other => bail!(
-                "unknown argument {other:?}; usage: cargo xtask test [--skip-lambda] [--skip-demo]"
+                "unknown argument {other:?}; usage: cargo xtask test [--skip-api-check] [--skip-lambda] [--skip-demo]"
             ),
         }
     }
@@ -77,6 +79,9 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         totals = run_counting(&mut cmd)?;
         Ok(())
     })?;
+    if !skip_api_check {
+        step("api check", &mut || crate::api_check::main(&[]))?;
+    }
     if !skip_lambda {
         step("lambda build (arm64)", &mut || {
             crate::lambda::build().map(|_| ())

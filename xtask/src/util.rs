@@ -32,6 +32,47 @@ pub fn describe(cmd: &Command) -> String {
     s
 }
 
+/// A project-local virtualenv at `venv` with `requirements` installed (from PyPI), created or
+/// brought up to date on first use; returns its `bin` directory. A stamp of the requirements'
+/// hash inside the venv skips the work when nothing changed; it is removed before an install,
+/// so a failed install is retried next time.
+pub fn python_tools(venv: &Path, requirements: &Path) -> anyhow::Result<PathBuf> {
+    let wanted = std::fs::read(requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    let stamp = format!("requirements-fnv1a64 {:016x}\n", fnv1a64(&wanted));
+    let stamp_path = venv.join("requirements.stamp");
+    let bin = venv.join("bin");
+    if bin.join("python").is_file()
+        && std::fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str())
+    {
+        return Ok(bin);
+    }
+    let python = std::env::var("VIGIE_PYTHON").unwrap_or_else(|_| "python3".into());
+    if !bin.join("python").is_file() {
+        run(Command::new(&python).arg("-m").arg("venv").arg(venv))?;
+    }
+    let _ = std::fs::remove_file(&stamp_path);
+    run(Command::new(bin.join("python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(requirements))?;
+    std::fs::write(&stamp_path, stamp)?;
+    Ok(bin)
+}
+
+/// FNV-1a, 64 bits: enough to notice that a requirements file changed.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }

@@ -22,7 +22,12 @@ pub enum ApiError {
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
     #[error("{method} is not allowed on {path}")]
-    MethodNotAllowed { method: String, path: String },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        /// The path's methods, for the `allow` header (RFC 9110 requires it on a 405).
+        allow: String,
+    },
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
     #[error("{message}")]
@@ -83,10 +88,30 @@ impl ApiError {
 
     pub fn to_response(&self) -> HttpResponse {
         let response = HttpResponse::error(self.status(), self.code(), &self.to_string());
-        if self.status() == 401 {
-            response.header("www-authenticate", "Bearer")
-        } else {
-            response
+        match self {
+            _ if self.status() == 401 => response.header("www-authenticate", "Bearer"),
+            Self::MethodNotAllowed { allow, .. } => response.header("allow", allow),
+            _ => response,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_405_names_the_allowed_methods() {
+        let response = ApiError::MethodNotAllowed {
+            method: "TRACE".into(),
+            path: "/v1/clients".into(),
+            allow: "GET, POST".into(),
+        }
+        .to_response();
+        assert_eq!(response.status, 405);
+        assert_eq!(
+            response.headers.get("allow").map(String::as_str),
+            Some("GET, POST")
+        );
     }
 }

@@ -294,7 +294,7 @@ pub(crate) async fn handle<K: Clock>(
             #[serde(deny_unknown_fields)]
             struct ChannelInput {
                 name: String,
-                kind: ChannelKind,
+                kind: KindInput,
                 #[serde(default)]
                 filter: ChannelFilter,
             }
@@ -304,7 +304,7 @@ pub(crate) async fn handle<K: Clock>(
                 id,
                 tenant_id: context.tenant()?.clone(),
                 name: body.name,
-                kind: body.kind,
+                kind: body.kind.into(),
                 filter: body.filter,
             };
             channel
@@ -360,6 +360,8 @@ pub(crate) async fn handle<K: Clock>(
             #[derive(Deserialize)]
             #[serde(deny_unknown_fields)]
             struct Assignment {
+                /// Required; `null` unassigns.
+                #[serde(deserialize_with = "Option::deserialize")]
                 assignee: Option<String>,
             }
             let body: Assignment = json_body(request)?;
@@ -911,6 +913,38 @@ async fn test_notification<K: Clock>(
     }
 }
 
+/// A channel's `kind` as a request names it: the domain's [`ChannelKind`], with unknown
+/// fields refused like everywhere else in a request body.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum KindInput {
+    Webhook {
+        url: String,
+        secret: vigie_domain::notification::WebhookSecret,
+    },
+    Slack {
+        webhook_url: String,
+    },
+    Teams {
+        webhook_url: String,
+    },
+    Email {
+        to: Vec<String>,
+        from: String,
+    },
+}
+
+impl From<KindInput> for ChannelKind {
+    fn from(kind: KindInput) -> Self {
+        match kind {
+            KindInput::Webhook { url, secret } => Self::Webhook { url, secret },
+            KindInput::Slack { webhook_url } => Self::Slack { webhook_url },
+            KindInput::Teams { webhook_url } => Self::Teams { webhook_url },
+            KindInput::Email { to, from } => Self::Email { to, from },
+        }
+    }
+}
+
 /// Notes a change made through the API (who, what, when) for the audit trail.
 fn audit(context: &Context, action: &str, object: &str) {
     let pr = context.principal();
@@ -1275,6 +1309,18 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_channel_kind_refuses_unknown_fields() {
+        let kind = |v: Value| serde_json::from_value::<KindInput>(v).map(ChannelKind::from);
+        assert!(matches!(
+            kind(json!({ "type": "slack", "webhook_url": "https://hooks.slack.com/x" })),
+            Ok(ChannelKind::Slack { .. })
+        ));
+        assert!(
+            kind(json!({ "type": "email", "to": ["a@b.c"], "from": "n@b.c", "x": 1 })).is_err()
+        );
+    }
 
     #[test]
     fn queries_decode() {

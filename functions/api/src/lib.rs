@@ -129,9 +129,10 @@ impl<K: Clock> Api<K> {
                 method: request.method.clone(),
                 path: request.path.clone(),
             },
-            routes::NoMatch::Method => ApiError::MethodNotAllowed {
+            routes::NoMatch::Method(allowed) => ApiError::MethodNotAllowed {
                 method: request.method.clone(),
                 path: request.path.clone(),
+                allow: allowed.join(", "),
             },
         })?;
         let caller = self.authenticate(request).await?;

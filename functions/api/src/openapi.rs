@@ -6,8 +6,14 @@ use serde_json::{Map, Value, json};
 
 use crate::routes::{ROUTES, Realm};
 
+/// An id (`vigie_domain::ids`): 1 to 64 of a-z, 0-9, '-', '_', starting with a letter or digit.
 fn id_schema() -> Value {
-    json!({ "type": "string", "pattern": "^[a-z0-9_-]{1,64}$" })
+    json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$" })
+}
+
+/// A name as the handlers take it: 1 to `max` characters, not only white space.
+fn name_schema(max: u32) -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S" })
 }
 
 fn page_of(item: &str) -> Value {
@@ -21,14 +27,38 @@ fn page_of(item: &str) -> Value {
     })
 }
 
+/// Tags as `vigie_domain::device::validate_tags` accepts them.
 fn tags_schema() -> Value {
-    json!({ "type": "object", "additionalProperties": { "type": "string" } })
+    json!({
+        "type": "object", "maxProperties": 20,
+        "propertyNames": { "pattern": "^[a-z0-9._-]{1,64}$" },
+        "additionalProperties": { "type": "string", "minLength": 1, "maxLength": 128,
+            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" }
+    })
 }
+
+/// `vigie_domain::policy::Metric` on the wire.
+const METRICS: [&str; 9] = [
+    "cpu_total_pct",
+    "cpu_iowait_pct",
+    "memory_used_pct",
+    "load1",
+    "filesystem_used_pct",
+    "filesystem_inodes_used_pct",
+    "disk_busy_pct",
+    "network_utilisation_pct",
+    "temperature_celsius",
+];
 
 /// Every schema a route names.
 #[rustfmt::skip]
 fn schemas() -> Map<String, Value> {
     let id = id_schema();
+    let family: Vec<&str> = vigie_domain::alert::AlertFamily::ALL
+        .iter()
+        .map(|f| f.as_str())
+        .collect();
+    let family = json!({ "enum": family });
     let ms = json!({ "type": "integer" });
     let text = json!({ "type": "string" });
     let mut s = Map::new();
@@ -58,7 +88,7 @@ fn schemas() -> Map<String, Value> {
     }));
     s.insert("NewTenant".into(), json!({
         "type": "object", "required": ["tenant_id", "name"], "additionalProperties": false,
-        "properties": { "tenant_id": id, "name": { "type": "string", "minLength": 1, "maxLength": 200 },
+        "properties": { "tenant_id": id, "name": name_schema(200),
             "plan": { "type": "string", "minLength": 1, "maxLength": 200 },
             "max_devices": { "type": "integer", "minimum": 1, "maximum": 1_000_000 } }
     }));
@@ -85,20 +115,26 @@ fn schemas() -> Map<String, Value> {
             "properties": { "client_id": id, "name": text, "created_ms": ms }
         }),
     );
-    s.insert("NewClient".into(), json!({
-        "type": "object", "required": ["client_id", "name"], "additionalProperties": false,
-        "properties": { "client_id": id, "name": { "type": "string", "minLength": 1, "maxLength": 200 } }
-    }));
+    s.insert(
+        "NewClient".into(),
+        json!({
+            "type": "object", "required": ["client_id", "name"], "additionalProperties": false,
+            "properties": { "client_id": id, "name": name_schema(200) }
+        }),
+    );
     s.insert("ClientPage".into(), page_of("Client"));
     s.insert("Site".into(), json!({
         "type": "object", "required": ["client_id", "site_id", "name", "time_zone", "created_ms"],
         "properties": { "client_id": id, "site_id": id, "name": text, "time_zone": text, "created_ms": ms }
     }));
-    s.insert("NewSite".into(), json!({
-        "type": "object", "required": ["site_id", "name"], "additionalProperties": false,
-        "properties": { "site_id": id, "name": { "type": "string", "minLength": 1, "maxLength": 200 },
-            "time_zone": text }
-    }));
+    s.insert(
+        "NewSite".into(),
+        json!({
+            "type": "object", "required": ["site_id", "name"], "additionalProperties": false,
+            "properties": { "site_id": id, "name": name_schema(200),
+                "time_zone": text }
+        }),
+    );
     s.insert("Device".into(), json!({
         "type": "object",
         "required": ["device_id", "client_id", "site_id", "hostname", "os", "agent_version",
@@ -148,7 +184,7 @@ fn schemas() -> Map<String, Value> {
             "min_severity": { "enum": ["info", "warning", "critical"] },
             "clients": { "type": "array", "items": id },
             "sites": { "type": "array", "items": id },
-            "families": { "type": "array", "items": text }
+            "families": { "type": "array", "items": family }
         }
     });
     s.insert(
@@ -161,16 +197,21 @@ fn schemas() -> Map<String, Value> {
                 "filter": filter }
         }),
     );
+    // As `NotificationChannel::validate` checks them: https, or http to this machine only.
+    let url = json!({ "type": "string",
+        "pattern": "^(https://[^\\s/?#@:][^\\s/?#@]*|http://(localhost|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]+)?)([/?#]\\S*)?$" });
+    let email =
+        json!({ "type": "string", "pattern": "^[^@\\s,<]+@[^.\\s,<][^.\\s,<]*\\.[^\\s,<]*$" });
     s.insert("ChannelInput".into(), json!({
         "type": "object", "required": ["name", "kind"], "additionalProperties": false,
-        "properties": { "name": { "type": "string", "minLength": 1 },
+        "properties": { "name": { "type": "string", "minLength": 1, "pattern": "\\S" },
             "kind": { "oneOf": [
                 { "type": "object", "required": ["type", "url", "secret"], "additionalProperties": false,
-                  "properties": { "type": { "const": "webhook" }, "url": text, "secret": { "type": "string", "minLength": 16 } } },
+                  "properties": { "type": { "const": "webhook" }, "url": url, "secret": { "type": "string", "minLength": 16 } } },
                 { "type": "object", "required": ["type", "webhook_url"], "additionalProperties": false,
-                  "properties": { "type": { "enum": ["slack", "teams"] }, "webhook_url": text } },
+                  "properties": { "type": { "enum": ["slack", "teams"] }, "webhook_url": url } },
                 { "type": "object", "required": ["type", "to", "from"], "additionalProperties": false,
-                  "properties": { "type": { "const": "email" }, "to": { "type": "array", "items": text, "minItems": 1 }, "from": text } }
+                  "properties": { "type": { "const": "email" }, "to": { "type": "array", "items": email, "minItems": 1 }, "from": email } }
             ] },
             "filter": filter }
     }));
@@ -202,19 +243,30 @@ fn schemas() -> Map<String, Value> {
     s.insert("AlertPage".into(), page_of("Alert"));
     s.insert("Assignment".into(), json!({
         "type": "object", "required": ["assignee"], "additionalProperties": false,
-        "properties": { "assignee": { "type": ["string", "null"], "minLength": 1, "maxLength": 200 } }
+        "properties": { "assignee": { "type": ["string", "null"], "minLength": 1, "maxLength": 200, "pattern": "\\S" } }
     }));
     s.insert(
         "NewComment".into(),
         json!({
             "type": "object", "required": ["text"], "additionalProperties": false,
-            "properties": { "text": { "type": "string", "minLength": 1, "maxLength": 4000 } }
+            "properties": { "text": name_schema(4000) }
         }),
     );
+    // A rule as `vigie_domain::policy::Rule` reads it (its threshold flattened in); the
+    // handler also refuses duplicate ids and a critical level short of the warning one.
+    let level = json!({ "type": "object", "required": ["threshold"], "additionalProperties": false,
+        "properties": { "threshold": { "type": "number" },
+            "for_s": { "type": "integer", "minimum": 0, "maximum": 86_400 } } });
     let rules = json!({ "type": "array", "maxItems": 200, "items": { "type": "object",
-        "required": ["id", "family", "metric", "direction"],
-        "properties": { "id": id, "family": text, "metric": text, "subject": text,
-            "direction": { "enum": ["above", "below"] }, "enabled": { "type": "boolean" } } } });
+        "required": ["id", "family", "metric", "direction"], "additionalProperties": false,
+        "anyOf": [ { "required": ["warning"] }, { "required": ["critical"] } ],
+        "properties": { "id": id, "family": family, "metric": { "enum": METRICS },
+            "subject": { "type": ["string", "null"] }, "direction": { "enum": ["above", "below"] },
+            "warning": { "anyOf": [level, { "type": "null" }] },
+            "critical": { "anyOf": [level, { "type": "null" }] },
+            "hysteresis": { "type": "number", "minimum": 0 },
+            "max_gap_s": { "type": "integer", "minimum": 0, "maximum": u32::MAX },
+            "enabled": { "type": "boolean" } } } });
     s.insert(
         "Policy".into(),
         json!({
@@ -444,6 +496,15 @@ mod tests {
             checked_in == document(),
             "functions/api/openapi.json is out of date: run `cargo xtask openapi`"
         );
+    }
+
+    #[test]
+    fn the_documented_metrics_are_the_domains() {
+        for name in METRICS {
+            let parsed: Result<vigie_domain::policy::Metric, _> =
+                serde_json::from_value(json!(name));
+            assert_eq!(parsed.map(|m| m.as_str()).ok(), Some(name));
+        }
     }
 
     #[test]

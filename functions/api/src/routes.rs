@@ -200,27 +200,27 @@ pub struct Matched {
 pub enum NoMatch {
     /// No route has this path.
     Path,
-    /// Some route has this path, with another method.
-    Method,
+    /// Some route has this path, with other methods (these, for the `allow` header).
+    Method(Vec<&'static str>),
 }
 
 /// Finds the route of `method` and `path`.
 pub fn find(method: &str, path: &str) -> Result<Matched, NoMatch> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    let mut path_matched = false;
+    let mut allowed = Vec::new();
     for route in ROUTES {
         let Some(params) = match_path(route.path, &segments) else {
             continue;
         };
-        path_matched = true;
         if route.method == method {
             return Ok(Matched { route, params });
         }
+        allowed.push(route.method);
     }
-    Err(if path_matched {
-        NoMatch::Method
-    } else {
+    Err(if allowed.is_empty() {
         NoMatch::Path
+    } else {
+        NoMatch::Method(allowed)
     })
 }
 
@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(m.params.get("site_id").map(String::as_str), Some("hq"));
         assert_eq!(
             find("DELETE", "/v1/clients").map(|_| ()),
-            Err(NoMatch::Method)
+            Err(NoMatch::Method(vec!["GET", "POST"]))
         );
         assert_eq!(find("GET", "/v1/nothing").map(|_| ()), Err(NoMatch::Path));
         assert_eq!(
