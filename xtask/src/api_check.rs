@@ -317,11 +317,11 @@ struct Pass {
 const PASSES: &[Pass] = &[
     Pass {
         role: Role::MspAdmin,
-        include_path: "^/v1/(?!tenants)",
+        include_path: "^/v1/(?!tenants|platform)",
     },
     Pass {
         role: Role::PlatformOperator,
-        include_path: "^/v1/(tenants|me)",
+        include_path: "^/v1/(tenants|me|platform)",
     },
 ];
 
