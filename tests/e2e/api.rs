@@ -1169,3 +1169,124 @@ async fn operators_suspend_tenants_and_admins_move_tag_and_test() {
         403
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_stale_tokens_are_refused_over_http_with_their_reason() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use hmac::{Hmac, Mac};
+
+    let own = OwnIssuer::generate(
+        vigie_api::config::DEFAULT_ISSUER,
+        vigie_api::config::DEFAULT_AUDIENCE,
+    );
+    let stack = api_stack("api-jwt", &own).await;
+    let tenant = TenantId::parse("msp-jwt").expect("id");
+    stack.seed(&placement("msp-jwt", "acme", "hq")).await;
+    let now_s = now_ms() / 1000;
+    let grant =
+        |role| Grant::new("mallory", role, Some(tenant.clone()), None, Vec::new()).expect("grant");
+    let good = own
+        .mint(&grant(Role::Technician), Duration::from_secs(600), now_s)
+        .expect("token");
+    assert_eq!(
+        as_user(&stack, &good, "GET", "/v1/clients", Value::Null)
+            .await
+            .status,
+        200
+    );
+
+    let claims = |extra: Value| {
+        let mut c = json!({
+            "iss": vigie_api::config::DEFAULT_ISSUER, "aud": vigie_api::config::DEFAULT_AUDIENCE,
+            "sub": "mallory", "iat": now_s, "nbf": now_s, "exp": now_s + 600,
+            "vigie:tenant": "msp-jwt", "vigie:role": "msp_admin",
+        });
+        if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        B64.encode(serde_json::to_vec(&c).expect("json"))
+    };
+    let header = |h: Value| B64.encode(serde_json::to_vec(&h).expect("json"));
+    // alg none, unsigned.
+    let none = format!(
+        "{}.{}.",
+        header(json!({ "alg": "none", "typ": "JWT" })),
+        claims(json!({}))
+    );
+    // HS256 "signed" with the issuer's public key as the HMAC secret.
+    let public_x = own.jwks()["keys"][0]["x"].as_str().expect("x").to_owned();
+    let hs_input = format!(
+        "{}.{}",
+        header(json!({ "alg": "HS256", "kid": own.kid() })),
+        claims(json!({}))
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(public_x.as_bytes()).expect("key");
+    mac.update(hs_input.as_bytes());
+    let hs256 = format!("{hs_input}.{}", B64.encode(mac.finalize().into_bytes()));
+    // A technician's real token, its payload changed to admin, the signature kept.
+    let parts: Vec<&str> = good.split('.').collect();
+    let tampered = format!("{}.{}.{}", parts[0], claims(json!({})), parts[2]);
+    // Same key, other audience or issuer; another key; out of its time window.
+    let pem = own.to_pkcs8_pem();
+    let other_audience =
+        OwnIssuer::from_pkcs8_pem(vigie_api::config::DEFAULT_ISSUER, "another-api", &pem)
+            .expect("issuer");
+    let other_issuer = OwnIssuer::from_pkcs8_pem(
+        "https://evil.example",
+        vigie_api::config::DEFAULT_AUDIENCE,
+        &pem,
+    )
+    .expect("issuer");
+    let other_key = OwnIssuer::generate(
+        vigie_api::config::DEFAULT_ISSUER,
+        vigie_api::config::DEFAULT_AUDIENCE,
+    );
+    let admin = grant(Role::MspAdmin);
+    let ttl = Duration::from_secs(600);
+    let cases = [
+        ("alg none", none, "algorithm_not_allowed"),
+        ("HS256 with the public key", hs256, "algorithm_not_allowed"),
+        ("tampered claims", tampered, "bad_signature"),
+        (
+            "wrong audience",
+            other_audience.mint(&admin, ttl, now_s).expect("t"),
+            "bad_audience",
+        ),
+        (
+            "wrong issuer",
+            other_issuer.mint(&admin, ttl, now_s).expect("t"),
+            "bad_issuer",
+        ),
+        (
+            "unknown kid",
+            other_key.mint(&admin, ttl, now_s).expect("t"),
+            "unknown_key",
+        ),
+        (
+            "expired",
+            own.mint(&admin, Duration::from_secs(60), now_s - 7200)
+                .expect("t"),
+            "token_expired",
+        ),
+        (
+            "not yet valid",
+            own.mint(&admin, ttl, now_s + 3600).expect("t"),
+            "token_not_yet_valid",
+        ),
+    ];
+    for (what, token, code) in cases {
+        let answer = as_user(&stack, &token, "GET", "/v1/clients", Value::Null).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (401, code),
+            "{what}: {:?}",
+            answer.json
+        );
+        let message = answer.json["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.contains("mallory"),
+            "{what}: no claim value in errors"
+        );
+    }
+}
