@@ -182,12 +182,38 @@ pub(crate) async fn handle<K: Clock>(
                     "filtering on site_id needs client_id too",
                 ));
             }
+            let connection = match p.query.get("connection").map(String::as_str) {
+                None => None,
+                Some(c @ ("connected" | "late" | "down" | "never_seen" | "revoked")) => {
+                    Some(c.to_owned())
+                }
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        "bad_filter",
+                        "connection is connected, late, down, never_seen or revoked",
+                    ));
+                }
+            };
+            let outdated = match p.query.get("outdated").map(String::as_str) {
+                None => None,
+                Some("true") => Some(true),
+                Some("false") => Some(false),
+                Some(_) => {
+                    return Err(ApiError::invalid("bad_filter", "outdated is true or false"));
+                }
+            };
             let devices: Vec<_> = ports
                 .devices()
                 .list(tenant, client.as_ref(), site.as_ref())
                 .await?
                 .into_iter()
                 .filter(|d| context.may_see(&d.placement.client))
+                .filter(|d| {
+                    connection
+                        .as_deref()
+                        .is_none_or(|c| views::connection(d, now) == c)
+                })
+                .filter(|d| outdated.is_none_or(|o| views::agent_outdated(&d.agent_version) == o))
                 .collect();
             page(devices, |d| d.id.to_string(), |d| views::device(d, now), &p)
         }
@@ -726,6 +752,27 @@ pub(crate) async fn handle<K: Clock>(
             let result = test_notification(api, &channel, now).await;
             audit(context, "channel.test", id.as_str());
             ok(result)
+        }
+        Operation::ListSites => {
+            let client = visible_client(api, context, &p).await?;
+            let sites = ports.directory().sites(&client.tenant, &client.id).await?;
+            page(sites, |s| s.id.to_string(), views::site, &p)
+        }
+        Operation::DeleteChannel => {
+            let tenant = context.tenant()?;
+            let id = p.id("channel_id", ChannelId::parse, "channel")?;
+            let channel = ports
+                .channels()
+                .channels(tenant)
+                .await?
+                .into_iter()
+                .find(|c| c.id == id)
+                .ok_or(ApiError::NotFound { what: "channel" })?;
+            if !ports.delete_channel(tenant, id.as_str()).await? {
+                return Err(ApiError::NotFound { what: "channel" });
+            }
+            audit(context, "channel.delete", id.as_str());
+            ok(views::channel(&channel))
         }
         Operation::EffectivePolicy => {
             let device = visible_device(api, context, &p).await?;

@@ -108,6 +108,7 @@ fn schemas() -> Map<String, Value> {
             "response_code": { "type": ["integer", "null"] }, "detail": text }
     }));
     s.insert("TenantPage".into(), page_of("Tenant"));
+    s.insert("SitePage".into(), page_of("Site"));
     s.insert(
         "Client".into(),
         json!({
@@ -141,7 +142,7 @@ fn schemas() -> Map<String, Value> {
             "status", "connection", "tags", "enrolled_ms", "last_seen_ms", "config"],
         "properties": {
             "device_id": text, "client_id": id, "site_id": id, "hostname": text, "os": text,
-            "agent_version": text, "status": { "enum": ["active", "revoked"] },
+            "agent_version": text, "agent_outdated": { "type": "boolean" }, "status": { "enum": ["active", "revoked"] },
             "connection": { "enum": ["connected", "late", "down", "never_seen", "revoked"] },
             "tags": tags_schema(), "enrolled_ms": ms, "last_seen_ms": { "type": ["integer", "null"] },
             "config": { "type": "object" }
@@ -406,6 +407,22 @@ fn error_response(description: &str) -> Value {
         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
 }
 
+/// The query filters a summary names: `… (filters: a, b, c)` or `… (a=…; b=…)`.
+fn filters(summary: &str) -> Vec<&str> {
+    let Some(inner) = summary
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+    else {
+        return Vec::new();
+    };
+    let inner = inner.strip_prefix("filters: ").unwrap_or(inner);
+    inner
+        .split([',', ';'])
+        .map(|part| part.trim().split(['=', ' ']).next().unwrap_or_default())
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .collect()
+}
+
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -421,6 +438,9 @@ pub fn document() -> Value {
                     json!({ "name": "cursor", "in": "query", "schema": { "type": "string" } }),
                 ]
             }).into_iter().flatten())
+            .chain(filters(route.summary).into_iter().map(|name| {
+                json!({ "name": name, "in": "query", "schema": { "type": "string" } })
+            }))
             .collect();
         let mut responses = Map::new();
         let mut content = json!({ "application/json": { "schema": { "$ref": format!("#/components/schemas/{}", route.response) } } });

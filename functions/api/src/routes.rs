@@ -58,6 +58,8 @@ pub enum Operation {
     MoveDevice,
     SetDeviceTags,
     TestChannel,
+    ListSites,
+    DeleteChannel,
 }
 
 /// Where the objects of an operation live.
@@ -146,7 +148,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/clients/{client_id}", Operation::GetClient, Realm::Tenant, READERS, "A client company", 200, None, "Client"),
     route("POST", "/v1/clients/{client_id}/sites", Operation::CreateSite, Realm::Tenant, ADMIN, "Create a site", 201, Some("NewSite"), "Site"),
     route("GET", "/v1/clients/{client_id}/sites/{site_id}", Operation::GetSite, Realm::Tenant, READERS, "A site", 200, None, "Site"),
-    route("GET", "/v1/devices", Operation::ListDevices, Realm::Tenant, READERS, "List devices (filters: client_id, site_id)", 200, None, "DevicePage"),
+    route("GET", "/v1/devices", Operation::ListDevices, Realm::Tenant, READERS, "List devices (filters: client_id, site_id, connection, outdated)", 200, None, "DevicePage"),
     route("GET", "/v1/devices/{device_id}", Operation::GetDevice, Realm::Tenant, READERS, "A device", 200, None, "Device"),
     route("POST", "/v1/devices/{device_id}/revoke", Operation::RevokeDevice, Realm::Tenant, ADMIN, "Revoke a device", 200, None, "Device"),
     route("GET", "/v1/devices/{device_id}/effective-policy", Operation::EffectivePolicy, Realm::Tenant, RESPONDERS, "The rules in force for a device, each with the scope it comes from", 200, None, "EffectivePolicy"),
@@ -164,7 +166,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/alerts/{alert_id}/comments", Operation::CommentAlert, Realm::Tenant, RESPONDERS, "Comment on an alert", 201, Some("NewComment"), "Alert"),
     route("POST", "/v1/alerts/{alert_id}/resolve", Operation::ResolveAlert, Realm::Tenant, RESPONDERS, "Resolve an alert by hand", 200, None, "Alert"),
     route("GET", "/v1/policies", Operation::ListPolicies, Realm::Tenant, ADMIN, "List policies", 200, None, "PolicyPage"),
-    route("GET", "/v1/policies/{scope}", Operation::GetPolicy, Realm::Tenant, ADMIN, "The policy at a scope (tenant, tag:k=v, client:c, site:c/s, device:d; URL-encoded)", 200, None, "Policy"),
+    route("GET", "/v1/policies/{scope}", Operation::GetPolicy, Realm::Tenant, ADMIN, "The policy at a scope: tenant, tag:k=v, client:c, site:c/s or device:d, URL-encoded", 200, None, "Policy"),
     route("PUT", "/v1/policies/{scope}", Operation::PutPolicy, Realm::Tenant, ADMIN, "Create or replace the policy at a scope", 200, Some("PolicyInput"), "Policy"),
     route("DELETE", "/v1/policies/{scope}", Operation::DeletePolicy, Realm::Tenant, ADMIN, "Remove the policy at a scope", 200, None, "Policy"),
     route("GET", "/v1/usage", Operation::TenantUsage, Realm::Tenant, BILLING, "Usage of the tenant for a month (month=YYYY-MM; granularity=month|day; format=json|csv; client_id)", 200, None, "Usage"),
@@ -186,6 +188,8 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/devices/{device_id}/move", Operation::MoveDevice, Realm::Tenant, ADMIN, "Move a device to another client company and site", 200, Some("DeviceMove"), "Device"),
     route("PUT", "/v1/devices/{device_id}/tags", Operation::SetDeviceTags, Realm::Tenant, ADMIN, "Replace a device's tags (role=server, …)", 200, Some("DeviceTags"), "Device"),
     route("POST", "/v1/channels/{channel_id}/test", Operation::TestChannel, Realm::Tenant, ADMIN, "Send a test notification through a channel now", 200, None, "TestResult"),
+    route("GET", "/v1/clients/{client_id}/sites", Operation::ListSites, Realm::Tenant, READERS, "List the sites of a client company", 200, None, "SitePage"),
+    route("DELETE", "/v1/channels/{channel_id}", Operation::DeleteChannel, Realm::Tenant, ADMIN, "Remove a notification channel", 200, None, "Channel"),
 ];
 
 /// A matched route and its path parameters.

@@ -50,6 +50,25 @@ pub fn connection(d: &Device, now_ms: i64) -> &'static str {
     }
 }
 
+/// The agent version this release ships (agents older than it are outdated).
+pub const CURRENT_AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Whether `version` is older than [`CURRENT_AGENT_VERSION`] (dotted numbers; anything
+/// unreadable counts as outdated, so it gets looked at).
+pub fn agent_outdated(version: &str) -> bool {
+    let parse = |v: &str| -> Option<Vec<u64>> {
+        v.trim_start_matches('v')
+            .split(['.', '-', '+'])
+            .take(3)
+            .map(|part| part.parse().ok())
+            .collect()
+    };
+    match (parse(version), parse(CURRENT_AGENT_VERSION)) {
+        (Some(have), Some(want)) => have < want,
+        _ => true,
+    }
+}
+
 pub fn device(d: &Device, now_ms: i64) -> Value {
     json!({
         "device_id": d.id,
@@ -58,6 +77,7 @@ pub fn device(d: &Device, now_ms: i64) -> Value {
         "hostname": d.hostname,
         "os": d.os,
         "agent_version": d.agent_version,
+        "agent_outdated": agent_outdated(&d.agent_version),
         "status": d.status.as_str(),
         "connection": connection(d, now_ms),
         "tags": d.tags,
@@ -205,4 +225,26 @@ pub fn invitation(i: &vigie_auth::Invitation, now_ms: i64) -> Value {
         "invited_by": i.invited_by,
         "state": state,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_agents_are_outdated() {
+        assert!(!agent_outdated(CURRENT_AGENT_VERSION));
+        assert!(agent_outdated("0.0.9"));
+        assert!(agent_outdated("garbage"));
+        assert!(!agent_outdated("99.0.0"));
+        assert!(!agent_outdated(&format!("v{CURRENT_AGENT_VERSION}")));
+    }
+
+    #[test]
+    fn webhook_urls_are_redacted() {
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/secretpart"),
+            "https://hooks.slack.com/…part"
+        );
+    }
 }

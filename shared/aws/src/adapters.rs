@@ -191,6 +191,19 @@ impl AwsPorts {
         }
     }
 
+    /// Removes a channel and narrows its tenant's notify filter; `false` when there was none.
+    pub async fn delete_channel(
+        &self,
+        tenant: &vigie_domain::ids::TenantId,
+        channel: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = self.channels().delete(tenant, channel).await?;
+        if deleted {
+            self.tenant_topics().sync(tenant).await?;
+        }
+        Ok(deleted)
+    }
+
     /// Stores a (validated) channel and brings its tenant's notify filter to the channels. An
     /// e-mail channel's sender becomes an SES identity (on AWS, verified by its owner).
     pub async fn save_channel(&self, channel: &NotificationChannel) -> Result<(), StoreError> {

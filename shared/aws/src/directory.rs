@@ -233,6 +233,32 @@ impl DynamoDirectory {
         self.put(Self::site_item(s)).await
     }
 
+    /// The sites of one client company of `tenant`.
+    pub async fn sites(
+        &self,
+        tenant: &TenantId,
+        client: &ClientId,
+    ) -> Result<Vec<Site>, StoreError> {
+        query_prefix(
+            &self.client,
+            &self.table,
+            TenantKeys::new(tenant).sites_prefix(client),
+        )
+        .await?
+        .iter()
+        .map(|item| {
+            Ok(Site {
+                tenant: tenant.clone(),
+                client: client.clone(),
+                id: item.parsed("site_id", SiteId::parse)?,
+                name: item.string("name")?.to_owned(),
+                time_zone: item.string("time_zone")?.to_owned(),
+                created_ms: item.number("created_ms")?,
+            })
+        })
+        .collect()
+    }
+
     pub async fn site(
         &self,
         tenant: &TenantId,

@@ -30,6 +30,22 @@ impl DynamoChannels {
     }
 }
 
+impl DynamoChannels {
+    /// Removes a channel of `tenant`; `false` when there was none.
+    pub async fn delete(&self, tenant: &TenantId, channel: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&TenantKeys::new(tenant).channel(channel))))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.attributes.is_some())
+    }
+}
+
 impl ChannelStore for DynamoChannels {
     async fn channels(&self, tenant: &TenantId) -> Result<Vec<NotificationChannel>, StoreError> {
         let prefix = TenantKeys::new(tenant).channels_prefix();

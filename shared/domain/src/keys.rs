@@ -67,6 +67,11 @@ impl<'a> TenantKeys<'a> {
         key(self.pk(), format!("SITE{SEP}{client}{SEP}{site}"))
     }
 
+    /// Where the sites of one client company sort (`Query begins_with`).
+    pub fn sites_prefix(&self, client: &ClientId) -> (String, String) {
+        (self.pk(), format!("SITE{SEP}{client}{SEP}"))
+    }
+
     /// The index entry listing a device under its tenant, client company and site.
     pub fn device_index(&self, client: &ClientId, site: &SiteId, device: &DeviceId) -> IndexKey {
         IndexKey {
