@@ -1290,3 +1290,94 @@ async fn forged_and_stale_tokens_are_refused_over_http_with_their_reason() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_limits_enrolled_devices_and_revoking_frees_a_place() {
+    let own = OwnIssuer::generate(
+        vigie_api::config::DEFAULT_ISSUER,
+        vigie_api::config::DEFAULT_AUDIENCE,
+    );
+    let stack = api_stack("api-limit", &own).await;
+    let operator = mint(&own, Role::PlatformOperator, None, None);
+    let signed_up = as_user(
+        &stack,
+        &operator,
+        "POST",
+        "/v1/tenants",
+        json!({ "tenant_id": "msp-small", "name": "Small MSP", "plan": "trial", "max_devices": 1 }),
+    )
+    .await;
+    assert_eq!(signed_up.status, 201, "{:?}", signed_up.json);
+    let tenant = TenantId::parse("msp-small").expect("id");
+    let admin = mint(&own, Role::MspAdmin, Some(&tenant), None);
+    assert_eq!(
+        as_user(
+            &stack,
+            &admin,
+            "POST",
+            "/v1/clients",
+            json!({ "client_id": "acme", "name": "ACME" })
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        as_user(
+            &stack,
+            &admin,
+            "POST",
+            "/v1/clients/acme/sites",
+            json!({ "site_id": "hq", "name": "HQ" })
+        )
+        .await
+        .status,
+        201
+    );
+    let token = as_user(
+        &stack,
+        &admin,
+        "POST",
+        "/v1/enrollment-tokens",
+        json!({ "client_id": "acme", "site_id": "hq", "max_uses": 3 }),
+    )
+    .await;
+    let code = token.json["token"].as_str().expect("token").to_owned();
+
+    let (first, _) = enroll(&stack.url(), &code).await;
+    assert_eq!(first.status, 201, "{:?}", first.json);
+    let (second, _) = enroll(&stack.url(), &code).await;
+    assert_eq!(
+        (second.status, second.code()),
+        (403, "device_limit_reached"),
+        "{:?}",
+        second.json
+    );
+    let device = first.json["device_id"].as_str().expect("id");
+    let revoked = as_user(
+        &stack,
+        &admin,
+        "POST",
+        &format!("/v1/devices/{device}/revoke"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(revoked.json["status"], "revoked");
+    // Revoking again changes nothing (and frees nothing more).
+    assert_eq!(
+        as_user(
+            &stack,
+            &admin,
+            "POST",
+            &format!("/v1/devices/{device}/revoke"),
+            Value::Null
+        )
+        .await
+        .status,
+        200
+    );
+    let (third, _) = enroll(&stack.url(), &code).await;
+    assert_eq!(third.status, 201, "{:?}", third.json);
+    let (fourth, _) = enroll(&stack.url(), &code).await;
+    assert_eq!(fourth.code(), "device_limit_reached");
+}

@@ -223,6 +223,9 @@ pub(crate) async fn handle<K: Clock>(
         }
         Operation::RevokeDevice => {
             let device = visible_device(api, context, &p).await?;
+            if device.status == vigie_domain::device::DeviceStatus::Revoked {
+                return ok(views::device(&device, now));
+            }
             if !ports
                 .devices()
                 .revoke(context.tenant()?, &device.id)
@@ -230,6 +233,7 @@ pub(crate) async fn handle<K: Clock>(
             {
                 return Err(ApiError::NotFound { what: "device" });
             }
+            audit(context, "device.revoke", device.id.as_str());
             let device = visible_device(api, context, &p).await?;
             ok(views::device(&device, now))
         }

@@ -43,6 +43,7 @@ impl IngestError {
                 EnrollmentRefusal::Expired => "enrollment_token_expired",
                 EnrollmentRefusal::UsedUp => "enrollment_token_used_up",
                 EnrollmentRefusal::Revoked => "enrollment_token_revoked",
+                EnrollmentRefusal::DeviceLimit { .. } => "device_limit_reached",
             },
             Self::BadRequest { code, .. } => code,
             Self::NotFound { .. } => "not_found",

@@ -137,7 +137,11 @@ where
                 usage: Default::default(),
                 tags: token.tags.clone(),
             };
-            if self.enrollment.redeem(&token, &device).await? == RedeemOutcome::Enrolled {
+            let outcome = self.enrollment.redeem(&token, &device).await?;
+            if let RedeemOutcome::DeviceLimit { max } = outcome {
+                return Err(EnrollmentRefusal::DeviceLimit { max }.into());
+            }
+            if outcome == RedeemOutcome::Enrolled {
                 info!(
                     event = "enrolled",
                     tenant_id = %placement.tenant,

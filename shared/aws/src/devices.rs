@@ -250,7 +250,8 @@ impl DynamoDevices {
         }
     }
 
-    /// Revokes a device of `tenant`. A device of another tenant is reported as not found.
+    /// Revokes an active device of `tenant`. A device of another tenant, or one already
+    /// revoked, is reported as not found (`false`).
     pub async fn revoke(&self, tenant: &TenantId, id: &DeviceId) -> Result<bool, StoreError> {
         let result = self
             .client
@@ -258,7 +259,13 @@ impl DynamoDevices {
             .table_name(&self.table)
             .set_key(Some(key_of(&device_identity(id))))
             .update_expression("SET #status = :revoked")
-            .condition_expression("attribute_exists(pk) AND tenant_id = :tenant")
+            .condition_expression(
+                "attribute_exists(pk) AND tenant_id = :tenant AND #status = :active",
+            )
+            .expression_attribute_values(
+                ":active",
+                AttributeValue::S(DeviceStatus::Active.as_str().into()),
+            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(
                 ":revoked",
@@ -268,7 +275,27 @@ impl DynamoDevices {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                // A revoked device frees its place in the plan (once: the revoke above only
+                // succeeds on an active device).
+                let freed = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_of(&TenantKeys::new(tenant).device_count())))
+                    .update_expression("ADD device_count :minus")
+                    .condition_expression("device_count > :zero")
+                    .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
+                    .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                    .send()
+                    .await;
+                match freed {
+                    Ok(_) => {}
+                    Err(e) if is_conditional_failure(&e) => {}
+                    Err(e) => return Err(unavailable(e)),
+                }
+                Ok(true)
+            }
             Err(e) if is_conditional_failure(&e) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }

@@ -1,7 +1,9 @@
 //! Enrolment tokens in DynamoDB, and the enrolment transaction.
 
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use vigie_domain::device::Device;
+use vigie_domain::directory::Plan;
 use vigie_domain::enrollment::{EnrollmentToken, Placement};
 use vigie_domain::ids::{ClientId, EnrollmentTokenId, SiteId, TenantId};
 use vigie_domain::keys::{TenantKeys, enrollment_token};
@@ -153,22 +155,70 @@ impl EnrollmentStore for DynamoEnrollment {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(unavailable)?;
+        // The tenant's plan limit, counted in the same transaction.
+        let tenant = &device.placement.tenant;
+        let keys = TenantKeys::new(tenant);
+        let max = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&keys.tenant())))
+            .projection_expression("max_devices")
+            .send()
+            .await
+            .map_err(unavailable)?
+            .item
+            .map(|item| item.number_or("max_devices", Plan::default().max_devices))
+            .transpose()?
+            .unwrap_or(Plan::default().max_devices);
+        let count_device = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&keys.device_count())))
+            .update_expression("ADD device_count :one SET kind = :kind, tenant_id = :tenant")
+            .condition_expression("attribute_not_exists(device_count) OR device_count < :max")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":max", AttributeValue::N(max.to_string()))
+            .expression_attribute_values(":kind", AttributeValue::S("device_count".into()))
+            .expression_attribute_values(":tenant", AttributeValue::S(tenant.as_str().into()))
+            .build()
+            .map_err(unavailable)?;
         let result = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(count_use).build())
             .transact_items(TransactWriteItem::builder().put(create_device).build())
+            .transact_items(TransactWriteItem::builder().update(count_device).build())
             .send()
             .await;
         match result {
             Ok(_) => Ok(RedeemOutcome::Enrolled),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_transaction_canceled_exception()) =>
-            {
-                Ok(RedeemOutcome::TokenChanged)
+            Err(e) => {
+                let limit_reached = match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                        c.cancellation_reasons().get(2).and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed")
+                    }
+                    Some(_) | None => {
+                        if !e
+                            .as_service_error()
+                            .is_some_and(|s| s.is_transaction_canceled_exception())
+                        {
+                            return Err(unavailable(e));
+                        }
+                        false
+                    }
+                };
+                if limit_reached {
+                    Ok(RedeemOutcome::DeviceLimit { max })
+                } else if e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_transaction_canceled_exception())
+                {
+                    Ok(RedeemOutcome::TokenChanged)
+                } else {
+                    Err(unavailable(e))
+                }
             }
-            Err(e) => Err(unavailable(e)),
         }
     }
 }

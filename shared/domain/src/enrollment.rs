@@ -47,6 +47,8 @@ pub enum EnrollmentRefusal {
     UsedUp,
     #[error("the enrolment token has been revoked")]
     Revoked,
+    #[error("the tenant's plan allows {max} devices, all enrolled; revoke one or change the plan")]
+    DeviceLimit { max: u32 },
 }
 
 /// Why a token cannot be created.

@@ -54,6 +54,11 @@ impl<'a> TenantKeys<'a> {
         key(self.pk(), "TENANT".into())
     }
 
+    /// How many devices the tenant has enrolled (and not revoked): checked against its plan.
+    pub fn device_count(&self) -> TableKey {
+        key(self.pk(), "DEVICECOUNT".into())
+    }
+
     pub fn client(&self, client: &ClientId) -> TableKey {
         key(self.pk(), format!("CLIENT{SEP}{client}"))
     }

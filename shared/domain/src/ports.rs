@@ -44,6 +44,10 @@ pub enum RedeemOutcome {
     Enrolled,
     /// The token changed under us (another device used it, or it was revoked): read it again.
     TokenChanged,
+    /// The tenant has as many devices as its plan allows.
+    DeviceLimit {
+        max: u32,
+    },
 }
 
 /// Devices' identity records.
