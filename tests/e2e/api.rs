@@ -1381,3 +1381,82 @@ async fn a_plan_limits_enrolled_devices_and_revoking_frees_a_place() {
     let (fourth, _) = enroll(&stack.url(), &code).await;
     assert_eq!(fourth.code(), "device_limit_reached");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_keeps_every_episode_with_its_human_side() {
+    let own = OwnIssuer::generate(
+        vigie_api::config::DEFAULT_ISSUER,
+        vigie_api::config::DEFAULT_AUDIENCE,
+    );
+    let stack = api_stack("api-history", &own).await;
+    let ours = seed(&stack, "msp-history", "acme", "hq", "ops").await;
+    let tech = mint(&own, Role::Technician, Some(&ours.tenant), None);
+    let viewer = mint(&own, Role::ClientViewer, Some(&ours.tenant), Some("acme"));
+    let alert = format!("/v1/alerts/{}", ours.params["alert_id"]);
+    let acked = as_user(
+        &stack,
+        &tech,
+        "POST",
+        &format!("{alert}/acknowledge"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(acked.status, 200);
+
+    // The disk recovers, then fills again: a second episode of the same alert.
+    let device = vigie_domain::ids::DeviceId::parse(&ours.params["device_id"]).expect("id");
+    let evaluator = evaluator(&stack.ports);
+    for (seq, at, used) in [(2, now_ms() - 30_000, 40.0), (3, now_ms() - 10_000, 97.0)] {
+        let mut batch = envelope(&device, seq, at, used);
+        batch.tenant_id = ours.tenant.clone();
+        batch.client_id = vigie_domain::ids::ClientId::parse("acme").expect("id");
+        batch.site_id = vigie_domain::ids::SiteId::parse("hq").expect("id");
+        evaluator.evaluate(&batch).await.expect("evaluates");
+    }
+
+    let history = as_user(&stack, &viewer, "GET", "/v1/alert-history", Value::Null).await;
+    assert_eq!(history.status, 200, "{:?}", history.json);
+    let episodes = history.json["items"].as_array().expect("items");
+    assert_eq!(episodes.len(), 2, "{episodes:#?}");
+    assert_eq!(episodes[0]["alert_id"], episodes[1]["alert_id"]);
+    assert_eq!(
+        (
+            episodes[0]["status"].as_str(),
+            episodes[1]["status"].as_str()
+        ),
+        (Some("resolved"), Some("open"))
+    );
+    assert_eq!(
+        episodes[0]["acknowledged"]["by"], "user-technician",
+        "the first episode keeps its acknowledgement"
+    );
+    assert_eq!(
+        episodes[1]["acknowledged"],
+        Value::Null,
+        "a new episode starts unacknowledged"
+    );
+    // The current alert is the new episode.
+    let current = as_user(&stack, &viewer, "GET", &alert, Value::Null).await;
+    assert_eq!(current.json["opened_ms"], episodes[1]["opened_ms"]);
+    let resolved_only = as_user(
+        &stack,
+        &viewer,
+        "GET",
+        "/v1/alert-history?status=resolved",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        resolved_only.json["items"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let bad = as_user(
+        &stack,
+        &viewer,
+        "GET",
+        "/v1/alert-history?since_ms=10&until_ms=5",
+        Value::Null,
+    )
+    .await;
+    assert_eq!((bad.status, bad.code()), (422, "bad_window"));
+}

@@ -778,6 +778,41 @@ pub(crate) async fn handle<K: Clock>(
             audit(context, "channel.delete", id.as_str());
             ok(views::channel(&channel))
         }
+        Operation::AlertHistory => {
+            let tenant = context.tenant()?;
+            let filter = AlertFilter::from_query(&p)?;
+            let until = filter.until_ms.unwrap_or(now + 1);
+            let since = filter.since_ms.unwrap_or(until - 30 * 86_400_000);
+            if until <= since || until - since > 93 * 86_400_000 {
+                return Err(ApiError::invalid(
+                    "bad_window",
+                    "since_ms must be before until_ms, at most 93 days apart",
+                ));
+            }
+            let mut out = Vec::new();
+            for record in ports.evaluation().episodes(tenant, since, until).await? {
+                if !client_of(&record).is_some_and(|c| context.may_see(&c)) {
+                    continue;
+                }
+                let (work, _) = work_of(api, context, &record).await?;
+                let view = views::alert(&record, &work);
+                if filter.accepts(&view) {
+                    out.push(view);
+                }
+            }
+            page(
+                out,
+                |v| {
+                    format!(
+                        "{:015}#{}",
+                        v["opened_ms"].as_i64().unwrap_or_default(),
+                        v["alert_id"].as_str().unwrap_or_default()
+                    )
+                },
+                Clone::clone,
+                &p,
+            )
+        }
         Operation::EffectivePolicy => {
             let device = visible_device(api, context, &p).await?;
             let policies = ports.policies().policies(context.tenant()?).await?;

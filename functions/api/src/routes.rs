@@ -60,6 +60,7 @@ pub enum Operation {
     TestChannel,
     ListSites,
     DeleteChannel,
+    AlertHistory,
 }
 
 /// Where the objects of an operation live.
@@ -190,6 +191,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/channels/{channel_id}/test", Operation::TestChannel, Realm::Tenant, ADMIN, "Send a test notification through a channel now", 200, None, "TestResult"),
     route("GET", "/v1/clients/{client_id}/sites", Operation::ListSites, Realm::Tenant, READERS, "List the sites of a client company", 200, None, "SitePage"),
     route("DELETE", "/v1/channels/{channel_id}", Operation::DeleteChannel, Realm::Tenant, ADMIN, "Remove a notification channel", 200, None, "Channel"),
+    route("GET", "/v1/alert-history", Operation::AlertHistory, Realm::Tenant, READERS, "Alert episodes opened in a time window, newest last (filters: since_ms, until_ms, status, severity, client_id, site_id, family)", 200, None, "AlertPage"),
 ];
 
 /// A matched route and its path parameters.

@@ -73,6 +73,41 @@ impl DynamoEvaluation {
     }
 }
 
+impl DynamoEvaluation {
+    /// The tenant's alert episodes opened in `[from_ms, to_ms)`, oldest first, as JSON.
+    pub async fn episodes(
+        &self,
+        tenant: &TenantId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let (pk, lo, hi) = TenantKeys::new(tenant).alert_episodes_range(from_ms, to_ms);
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .expression_attribute_values(":lo", AttributeValue::S(lo.clone()))
+                .expression_attribute_values(":hi", AttributeValue::S(hi.clone()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                out.push(serde_json::from_str(item.string("record")?).map_err(corrupt)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
 /// The alert record an event leaves behind.
 fn alert_record(e: &AlertEvent) -> serde_json::Value {
     let status = if e.kind == AlertEventKind::Resolved {
@@ -204,12 +239,20 @@ impl EvaluationStore for DynamoEvaluation {
                 latest.insert(&e.alert_id, e);
             }
             for e in latest.values() {
+                let record = alert_record(e).to_string();
                 let item = ItemBuilder::keyed(&keys.alert(&e.alert_id))
                     .s("kind", "alert")
                     .s("tenant_id", tenant.as_str())
-                    .s("record", alert_record(e).to_string())
+                    .s("record", &record)
                     .build();
                 group.push(put(item, None, &self.table)?);
+                // The episode, kept for the history once the alert record moves on.
+                let episode = ItemBuilder::keyed(&keys.alert_episode(e.opened_ms, &e.alert_id))
+                    .s("kind", "alert_episode")
+                    .s("tenant_id", tenant.as_str())
+                    .s("record", record)
+                    .build();
+                group.push(put(episode, None, &self.table)?);
             }
             groups.push((group, opened));
         }

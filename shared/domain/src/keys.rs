@@ -141,6 +141,24 @@ impl<'a> TenantKeys<'a> {
         key(self.pk(), format!("ALERT{SEP}{alert_id}"))
     }
 
+    /// One episode of an alert (from its opening to its resolution), kept for the history:
+    /// sorted by opening time.
+    pub fn alert_episode(&self, opened_ms: i64, alert_id: &str) -> TableKey {
+        key(
+            self.pk(),
+            format!("EPISODE{SEP}{opened_ms:015}{SEP}{alert_id}"),
+        )
+    }
+
+    /// The episodes opened in `[from_ms, to_ms)`: (partition, lowest and highest sort key).
+    pub fn alert_episodes_range(&self, from_ms: i64, to_ms: i64) -> (String, String, String) {
+        (
+            self.pk(),
+            format!("EPISODE{SEP}{:015}", from_ms.max(0)),
+            format!("EPISODE{SEP}{:015}", (to_ms - 1).max(0)) + "~",
+        )
+    }
+
     /// The human side (acknowledgement, assignee, comments) of one episode of an alert.
     pub fn alert_work(&self, alert_id: &str, opened_ms: i64) -> TableKey {
         key(
