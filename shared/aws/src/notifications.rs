@@ -172,29 +172,33 @@ impl DeliveryLog for DynamoDeliveryLog {
             update =
                 update.expression_attribute_values(":code", AttributeValue::N(code.to_string()));
         }
+        // First the outcome itself, on its own: once a receiver has it, the record says so,
+        // whatever happens to the usage count (a failed count must never cause a second send).
+        let plain = update.build().map_err(unavailable)?;
+        self.client
+            .update_item()
+            .table_name(plain.table_name)
+            .set_key(Some(plain.key))
+            .update_expression(plain.update_expression)
+            .set_expression_attribute_names(plain.expression_attribute_names)
+            .set_expression_attribute_values(plain.expression_attribute_values)
+            .send()
+            .await
+            .map_err(unavailable)?;
         if record.status != "delivered" {
-            let update = update.build().map_err(unavailable)?;
-            self.client
-                .update_item()
-                .table_name(update.table_name)
-                .set_key(Some(update.key))
-                .update_expression(update.update_expression)
-                .set_expression_attribute_names(update.expression_attribute_names)
-                .set_expression_attribute_values(update.expression_attribute_values)
-                .send()
-                .await
-                .map_err(unavailable)?;
             return Ok(());
         }
-        // Delivered: the record and one notification in the usage, once — only if the delivery
-        // was not recorded delivered already.
-        let update =
-            update.condition_expression("attribute_not_exists(#status) OR #status <> :status");
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .update(update.build().map_err(unavailable)?)
-                .build(),
-        ];
+        // Then one notification in the usage, once: marking the record counted in the same
+        // transaction, only if it is not counted yet.
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&key)))
+            .update_expression("SET counted = :true")
+            .condition_expression("attribute_not_exists(counted)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .build()
+            .map_err(unavailable)?;
+        let mut items = vec![TransactWriteItem::builder().update(mark).build()];
         items.extend(count_usage(
             &self.table,
             tenant,
@@ -209,9 +213,16 @@ impl DeliveryLog for DynamoDeliveryLog {
                 Transacted::Conflict => {}
             }
         }
-        Err(StoreError::Unavailable(
-            "the usage item stayed busy while a delivery was recorded".into(),
-        ))
+        // The notification went out and is recorded; only its count is missing. Said loudly
+        // (for reconciliation), never retried by sending again.
+        tracing::warn!(
+            event = "usage_uncounted",
+            tenant_id = %tenant,
+            event_id,
+            channel,
+            "the usage item stayed busy: this delivery is not counted"
+        );
+        Ok(())
     }
 }
 
