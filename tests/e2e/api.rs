@@ -586,6 +586,30 @@ async fn a_technician_works_an_alert_from_open_to_resolved_with_who_and_when() {
     .await;
     assert_eq!((empty.status, empty.code()), (422, "bad_comment"));
 
+    // A technician limited to another client company does not see it.
+    let limited = own
+        .mint(
+            &Grant::new(
+                "tech-globex",
+                Role::Technician,
+                Some(ours.tenant.clone()),
+                None,
+                vec![ClientId::parse("globex").expect("id")],
+            )
+            .expect("grant"),
+            Duration::from_secs(600),
+            now_ms() / 1000,
+        )
+        .expect("token");
+    assert_eq!(
+        as_user(&stack, &limited, "GET", &alert, Value::Null)
+            .await
+            .status,
+        404
+    );
+    let none = as_user(&stack, &limited, "GET", "/v1/alerts", Value::Null).await;
+    assert_eq!(none.json["items"].as_array().map(Vec::len), Some(0));
+
     // The client company's viewer reads the same state, and cannot act.
     let seen = as_user(&stack, &viewer, "GET", &alert, Value::Null).await;
     assert_eq!(
@@ -736,6 +760,13 @@ async fn accounting_reads_usage_with_an_api_key_as_json_and_csv_and_nothing_else
     assert_eq!(
         with_key("/v1/usage?month=2026-13").await.code(),
         "bad_month"
+    );
+    // Its use is noted on the key.
+    let listed = as_user(&stack, &admin, "GET", "/v1/api-keys", Value::Null).await;
+    assert!(
+        listed.json["items"][0]["last_used_ms"].as_i64().is_some(),
+        "{:?}",
+        listed.json
     );
     // Nothing else: not the tenant's clients, not the platform's usage.
     assert_eq!(with_key("/v1/clients").await.status, 403);
