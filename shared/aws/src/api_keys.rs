@@ -7,7 +7,7 @@ use vigie_domain::ids::TenantId;
 use vigie_domain::keys::{TenantKeys, api_key, platform_api_key_index};
 use vigie_domain::ports::StoreError;
 
-use crate::item::{ItemBuilder, ItemExt, key_of, put_item, unavailable};
+use crate::item::{ItemBuilder, ItemExt, Range, key_of, put_item, query_all, unavailable};
 
 /// How stale `last_used_ms` may get before a use writes it again (one write per key a minute,
 /// not one per request).
@@ -61,32 +61,14 @@ impl DynamoApiKeys {
     /// The tenant's API keys (records only: secrets are never stored).
     pub async fn list(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let (pk, prefix) = TenantKeys::new(tenant).api_keys_index_prefix();
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                out.push(
-                    serde_json::from_str(item.string("api_key")?)
-                        .map_err(|e| StoreError::Corrupt(format!("api_key: {e}")))?,
-                );
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        query_all(&self.client, &self.table, true, &pk, Range::Prefix(prefix))
+            .await?
+            .iter()
+            .map(|item| {
+                serde_json::from_str(item.string("api_key")?)
+                    .map_err(|e| StoreError::Corrupt(format!("api_key: {e}")))
+            })
+            .collect()
     }
 
     /// Revokes a key of `tenant` from `now_ms` on; a key of another tenant (or the platform)

@@ -10,7 +10,7 @@ use vigie_domain::protocol::AgentConfig;
 use vigie_domain::signing::DevicePublicKey;
 use vigie_domain::usage::{BatchUsage, Day, DeviceUsage, plan_batch};
 
-use crate::item::{Item, ItemBuilder, ItemExt, key_of, unavailable};
+use crate::item::{Item, ItemBuilder, ItemExt, Range, key_of, query_all, unavailable};
 
 /// Devices in the Vigie table.
 #[derive(Debug, Clone)]
@@ -114,29 +114,11 @@ impl DynamoDevices {
         site: Option<&SiteId>,
     ) -> Result<Vec<Device>, StoreError> {
         let (pk, prefix) = TenantKeys::new(tenant).devices_query(client, site);
-        let mut devices = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items() {
-                devices.push(device_from_item(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(devices);
-            }
-        }
+        query_all(&self.client, &self.table, true, &pk, Range::Prefix(prefix))
+            .await?
+            .iter()
+            .map(device_from_item)
+            .collect()
     }
 
     /// Sets the configuration a device of `tenant` gets (intervals, heartbeat). A device of

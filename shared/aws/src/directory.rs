@@ -5,7 +5,9 @@ use vigie_domain::ids::{ClientId, SiteId, TenantId};
 use vigie_domain::keys::{TENANTS_INDEX_PARTITION, TenantKeys, tenants_index};
 use vigie_domain::ports::StoreError;
 
-use crate::item::{Item, ItemBuilder, ItemExt, key_of, put_item, query_prefix, unavailable};
+use crate::item::{
+    Item, ItemBuilder, ItemExt, Range, key_of, put_item, query_all, query_prefix, unavailable,
+};
 
 fn tenant_from_item(item: &Item) -> Result<Tenant, StoreError> {
     let defaults = Plan::default();
@@ -80,31 +82,17 @@ impl DynamoDirectory {
 
     /// Every tenant (the platform operator's list), from the tenants index.
     pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk")
-                .expression_attribute_values(
-                    ":pk",
-                    aws_sdk_dynamodb::types::AttributeValue::S(TENANTS_INDEX_PARTITION.into()),
-                )
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                out.push(tenant_from_item(item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        query_all(
+            &self.client,
+            &self.table,
+            true,
+            TENANTS_INDEX_PARTITION,
+            Range::All,
+        )
+        .await?
+        .iter()
+        .map(tenant_from_item)
+        .collect()
     }
 
     fn client_item(c: &ClientCompany) -> Item {

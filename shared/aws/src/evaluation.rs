@@ -18,7 +18,7 @@ use vigie_domain::ports::{
 };
 use vigie_domain::usage::{Day, UsageCounters};
 
-use crate::item::{ItemBuilder, ItemExt, key_of, unavailable};
+use crate::item::{ItemBuilder, ItemExt, Range, key_of, query_all, unavailable};
 use crate::usage::count_usage;
 
 /// DynamoDB's limit of actions in one transaction.
@@ -82,29 +82,17 @@ impl DynamoEvaluation {
         to_ms: i64,
     ) -> Result<Vec<serde_json::Value>, StoreError> {
         let (pk, lo, hi) = TenantKeys::new(tenant).alert_episodes_range(from_ms, to_ms);
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .expression_attribute_values(":lo", AttributeValue::S(lo.clone()))
-                .expression_attribute_values(":hi", AttributeValue::S(hi.clone()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                out.push(serde_json::from_str(item.string("record")?).map_err(corrupt)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        query_all(
+            &self.client,
+            &self.table,
+            false,
+            &pk,
+            Range::Between(lo, hi),
+        )
+        .await?
+        .iter()
+        .map(|item| serde_json::from_str(item.string("record")?).map_err(corrupt))
+        .collect()
     }
 }
 

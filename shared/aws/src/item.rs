@@ -167,31 +167,75 @@ where
     StoreError::Unavailable(aws_smithy_types::error::display::DisplayErrorContext(e).to_string())
 }
 
-/// Every item of partition `pk` whose sort key starts with `prefix`, across pages.
-pub async fn query_prefix(
+/// Which items a [`query_all`] reads: one partition of the table or of `gsi1`, and a sort-key
+/// condition.
+#[derive(Debug, Clone)]
+pub enum Range {
+    /// Sort key starting with the string.
+    Prefix(String),
+    /// Sort key between the two, inclusive.
+    Between(String, String),
+    /// The whole partition.
+    All,
+}
+
+/// Every item of partition `pk` (of `gsi1` when `index`) within `range`, across pages.
+pub async fn query_all(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
-    (pk, prefix): (String, String),
+    index: bool,
+    pk: &str,
+    range: Range,
 ) -> Result<Vec<Item>, StoreError> {
+    let (pk_name, sk_name) = if index {
+        ("gsi1pk", "gsi1sk")
+    } else {
+        ("pk", "sk")
+    };
+    let condition = match &range {
+        Range::Prefix(_) => format!("{pk_name} = :pk AND begins_with({sk_name}, :lo)"),
+        Range::Between(..) => format!("{pk_name} = :pk AND {sk_name} BETWEEN :lo AND :hi"),
+        Range::All => format!("{pk_name} = :pk"),
+    };
     let mut items = Vec::new();
     let mut start = None;
     loop {
-        let page = client
+        let mut query = client
             .query()
             .table_name(table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(unavailable)?;
+            .key_condition_expression(&condition)
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .set_exclusive_start_key(start);
+        if index {
+            query = query.index_name("gsi1");
+        }
+        match &range {
+            Range::Prefix(lo) => {
+                query = query.expression_attribute_values(":lo", AttributeValue::S(lo.clone()));
+            }
+            Range::Between(lo, hi) => {
+                query = query
+                    .expression_attribute_values(":lo", AttributeValue::S(lo.clone()))
+                    .expression_attribute_values(":hi", AttributeValue::S(hi.clone()));
+            }
+            Range::All => {}
+        }
+        let page = query.send().await.map_err(unavailable)?;
         items.extend(page.items.unwrap_or_default());
         start = page.last_evaluated_key;
         if start.is_none() {
             return Ok(items);
         }
     }
+}
+
+/// Every item of partition `pk` whose sort key starts with `prefix`, across pages.
+pub async fn query_prefix(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    (pk, prefix): (String, String),
+) -> Result<Vec<Item>, StoreError> {
+    query_all(client, table, false, &pk, Range::Prefix(prefix)).await
 }
 
 /// Writes (replaces) one item.

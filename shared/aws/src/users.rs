@@ -9,7 +9,7 @@ use vigie_domain::ids::TenantId;
 use vigie_domain::keys::{IndexKey, TableKey, TenantKeys, invitation, user_record};
 use vigie_domain::ports::StoreError;
 
-use crate::item::{Item, ItemBuilder, ItemExt, key_of, unavailable};
+use crate::item::{Item, ItemBuilder, ItemExt, Range, key_of, query_all, unavailable};
 
 #[derive(Debug, Clone)]
 pub struct DynamoUsers {
@@ -79,29 +79,11 @@ impl DynamoUsers {
         kind: &str,
     ) -> Result<Vec<T>, StoreError> {
         let (pk, prefix) = TenantKeys::new(tenant).index_prefix(kind);
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                out.push(serde_json::from_str(item.string("doc")?).map_err(corrupt)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        query_all(&self.client, &self.table, true, &pk, Range::Prefix(prefix))
+            .await?
+            .iter()
+            .map(|item| serde_json::from_str(item.string("doc")?).map_err(corrupt))
+            .collect()
     }
 
     /// The user record of `user_id`, whatever its tenant (the caller compares).
