@@ -1082,61 +1082,44 @@ async fn operators_suspend_tenants_and_admins_move_tag_and_test() {
     assert_eq!(nowhere.status, 404);
 
     // "Send test" reaches the receiver, signed; a dead receiver is reported, not hidden.
-    let sink = vigie_local::webhook_sink::WebhookSink::start("whsec_api_test_secret_01", 200)
-        .await
-        .expect("sink");
-    let channel = json!({ "name": "ticketing", "kind": { "type": "webhook", "url": sink.url(), "secret": "whsec_api_test_secret_01" } });
-    assert_eq!(
-        as_user(&stack, &admin, "PUT", "/v1/channels/ticketing", channel)
-            .await
-            .status,
-        200
-    );
-    let tested = as_user(
-        &stack,
-        &admin,
-        "POST",
-        "/v1/channels/ticketing/test",
-        Value::Null,
-    )
-    .await;
-    assert_eq!(
-        (
-            tested.json["delivered"].as_bool(),
-            tested.json["response_code"].as_u64()
-        ),
-        (Some(true), Some(200)),
-        "{:?}",
-        tested.json
-    );
-    let got = sink.received();
+    let test_through = |name: &'static str, status: u16| {
+        let (stack, admin) = (&stack, admin.clone());
+        async move {
+            let sink =
+                vigie_local::webhook_sink::WebhookSink::start("whsec_api_test_secret_01", status)
+                    .await
+                    .expect("sink");
+            let channel = json!({ "name": name, "kind": { "type": "webhook", "url": sink.url(), "secret": "whsec_api_test_secret_01" } });
+            let put = as_user(
+                stack,
+                &admin,
+                "PUT",
+                &format!("/v1/channels/{name}"),
+                channel,
+            )
+            .await;
+            assert_eq!(put.status, 200);
+            let tested = as_user(
+                stack,
+                &admin,
+                "POST",
+                &format!("/v1/channels/{name}/test"),
+                Value::Null,
+            )
+            .await;
+            let outcome = (
+                tested.json["delivered"].as_bool(),
+                tested.json["response_code"].as_u64(),
+            );
+            (outcome, sink.received())
+        }
+    };
+    let (outcome, got) = test_through("ticketing", 200).await;
+    assert_eq!(outcome, (Some(true), Some(200)));
     assert_eq!(got.len(), 1);
     assert!(got[0].signature_valid);
-    let down = vigie_local::webhook_sink::WebhookSink::start("whsec_api_test_secret_01", 503)
-        .await
-        .expect("sink");
-    let channel = json!({ "name": "down", "kind": { "type": "webhook", "url": down.url(), "secret": "whsec_api_test_secret_01" } });
-    assert_eq!(
-        as_user(&stack, &admin, "PUT", "/v1/channels/down", channel)
-            .await
-            .status,
-        200
-    );
-    let tested = as_user(
-        &stack,
-        &admin,
-        "POST",
-        "/v1/channels/down/test",
-        Value::Null,
-    )
-    .await;
-    assert_eq!(
-        (
-            tested.json["delivered"].as_bool(),
-            tested.json["response_code"].as_u64()
-        ),
-        (Some(false), Some(503))
-    );
+    let (outcome, _) = test_through("down", 503).await;
+    assert_eq!(outcome, (Some(false), Some(503)));
 
     // The operator suspends the tenant: its people are refused at once; resuming lets them in.
     let suspended = as_user(

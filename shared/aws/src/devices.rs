@@ -10,7 +10,7 @@ use vigie_domain::protocol::AgentConfig;
 use vigie_domain::signing::DevicePublicKey;
 use vigie_domain::usage::{BatchUsage, Day, DeviceUsage, plan_batch};
 
-use crate::item::{Item, ItemBuilder, ItemExt, Range, key_of, query_all, unavailable};
+use crate::item::{Item, ItemBuilder, ItemExt, Range, applied, key_of, query_all, unavailable};
 
 /// Devices in the Vigie table.
 #[derive(Debug, Clone)]
@@ -148,11 +148,7 @@ impl DynamoDevices {
             .expression_attribute_values(":tenant", AttributeValue::S(tenant.as_str().into()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        applied(result)
     }
 
     /// A device of `tenant`; a device of another tenant is not found.
@@ -190,11 +186,7 @@ impl DynamoDevices {
             .expression_attribute_values(":tenant", AttributeValue::S(tenant.as_str().into()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        applied(result)
     }
 
     /// Replaces the tags of a device of `tenant` (validated by the caller).
@@ -225,11 +217,7 @@ impl DynamoDevices {
                     ),
                 )
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        applied(update.send().await)
     }
 
     /// Revokes an active device of `tenant`. A device of another tenant, or one already
@@ -456,11 +444,7 @@ impl DynamoDevices {
             for (k, v) in values {
                 update = update.expression_attribute_values(k, v);
             }
-            return match update.send().await {
-                Ok(_) => Ok(true),
-                Err(e) if is_conditional_failure(&e) => Ok(false),
-                Err(e) => Err(unavailable(e)),
-            };
+            return applied(update.send().await);
         }
         let mut update = Update::builder()
             .table_name(&self.table)

@@ -6,7 +6,8 @@ use vigie_domain::keys::{TENANTS_INDEX_PARTITION, TenantKeys, tenants_index};
 use vigie_domain::ports::StoreError;
 
 use crate::item::{
-    Item, ItemBuilder, ItemExt, Range, key_of, put_item, query_all, query_prefix, unavailable,
+    Item, ItemBuilder, ItemExt, Range, applied, key_of, put_item, query_all, query_prefix,
+    unavailable,
 };
 
 fn tenant_from_item(item: &Item) -> Result<Tenant, StoreError> {
@@ -163,11 +164,7 @@ impl DynamoDirectory {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if crate::devices::is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        applied(result)
     }
 
     pub async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {

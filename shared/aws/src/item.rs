@@ -179,6 +179,27 @@ pub enum Range {
     All,
 }
 
+/// Whether a conditional write applied: `Ok(false)` when its condition failed, an error for
+/// anything else.
+pub fn applied<T, E, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+) -> Result<bool, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(|s| s.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 /// Every item of partition `pk` (of `gsi1` when `index`) within `range`, across pages.
 pub async fn query_all(
     client: &aws_sdk_dynamodb::Client,
