@@ -237,6 +237,14 @@ async fn api_stack(test: &str, own: &OwnIssuer) -> Stack {
     }
 }
 
+/// A fresh issuer with the local API's issuer name and audience.
+fn local_issuer() -> OwnIssuer {
+    OwnIssuer::generate(
+        vigie_api::config::DEFAULT_ISSUER,
+        vigie_api::config::DEFAULT_AUDIENCE,
+    )
+}
+
 fn mint(own: &OwnIssuer, role: Role, tenant: Option<&TenantId>, client: Option<&str>) -> String {
     let grant = Grant::new(
         format!("user-{}", role.as_str()),
@@ -252,10 +260,7 @@ fn mint(own: &OwnIssuer, role: Role, tenant: Option<&TenantId>, client: Option<&
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
-    let own = OwnIssuer::generate(
-        vigie_api::config::DEFAULT_ISSUER,
-        vigie_api::config::DEFAULT_AUDIENCE,
-    );
+    let own = local_issuer();
     let stack = api_stack("api-matrix", &own).await;
     let ours = seed(&stack, "msp-ours", "acme", "hq", "ops").await;
     let theirs = seed(&stack, "msp-theirs", "initech", "plant", "their-ops").await;
@@ -504,10 +509,7 @@ async fn as_user(stack: &Stack, token: &str, method: &str, path: &str, body: Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_technician_works_an_alert_from_open_to_resolved_with_who_and_when() {
-    let own = OwnIssuer::generate(
-        vigie_api::config::DEFAULT_ISSUER,
-        vigie_api::config::DEFAULT_AUDIENCE,
-    );
+    let own = local_issuer();
     let stack = api_stack("api-alerts", &own).await;
     let ours = seed(&stack, "msp-work", "acme", "hq", "ops").await;
     let tech = mint(&own, Role::Technician, Some(&ours.tenant), None);
@@ -664,10 +666,7 @@ async fn a_technician_works_an_alert_from_open_to_resolved_with_who_and_when() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounting_reads_usage_with_an_api_key_as_json_and_csv_and_nothing_else() {
     use vigie_domain::usage::{Day, UsageCounters};
-    let own = OwnIssuer::generate(
-        vigie_api::config::DEFAULT_ISSUER,
-        vigie_api::config::DEFAULT_AUDIENCE,
-    );
+    let own = local_issuer();
     let stack = api_stack("api-usage", &own).await;
     let tenant = TenantId::parse("msp-billed").expect("id");
     let other = TenantId::parse("msp-other-billed").expect("id");
@@ -839,10 +838,7 @@ async fn accounting_reads_usage_with_an_api_key_as_json_and_csv_and_nothing_else
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invited_person_joins_with_an_identity_token_and_gets_only_that_role() {
-    let own = OwnIssuer::generate(
-        vigie_api::config::DEFAULT_ISSUER,
-        vigie_api::config::DEFAULT_AUDIENCE,
-    );
+    let own = local_issuer();
     let stack = api_stack("api-invite", &own).await;
     let ours = seed(&stack, "msp-invites", "acme", "hq", "ops").await;
     let admin = mint(&own, Role::MspAdmin, Some(&ours.tenant), None);
@@ -968,10 +964,7 @@ async fn an_invited_person_joins_with_an_identity_token_and_gets_only_that_role(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_suspend_tenants_and_admins_move_tag_and_test() {
-    let own = OwnIssuer::generate(
-        vigie_api::config::DEFAULT_ISSUER,
-        vigie_api::config::DEFAULT_AUDIENCE,
-    );
+    let own = local_issuer();
     let stack = api_stack("api-ops", &own).await;
     let ours = seed(&stack, "msp-ops", "acme", "hq", "ops").await;
     stack.seed(&placement("msp-ops", "globex", "lab")).await;
@@ -1190,10 +1183,7 @@ async fn forged_and_stale_tokens_are_refused_over_http_with_their_reason() {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use hmac::{Hmac, Mac};
 
-    let own = OwnIssuer::generate(
-        vigie_api::config::DEFAULT_ISSUER,
-        vigie_api::config::DEFAULT_AUDIENCE,
-    );
+    let own = local_issuer();
     let stack = api_stack("api-jwt", &own).await;
     let tenant = TenantId::parse("msp-jwt").expect("id");
     stack.seed(&placement("msp-jwt", "acme", "hq")).await;
@@ -1307,10 +1297,7 @@ async fn forged_and_stale_tokens_are_refused_over_http_with_their_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_limits_enrolled_devices_and_revoking_frees_a_place() {
-    let own = OwnIssuer::generate(
-        vigie_api::config::DEFAULT_ISSUER,
-        vigie_api::config::DEFAULT_AUDIENCE,
-    );
+    let own = local_issuer();
     let stack = api_stack("api-limit", &own).await;
     let operator = mint(&own, Role::PlatformOperator, None, None);
     let signed_up = as_user(
@@ -1398,10 +1385,7 @@ async fn a_plan_limits_enrolled_devices_and_revoking_frees_a_place() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_keeps_every_episode_with_its_human_side() {
-    let own = OwnIssuer::generate(
-        vigie_api::config::DEFAULT_ISSUER,
-        vigie_api::config::DEFAULT_AUDIENCE,
-    );
+    let own = local_issuer();
     let stack = api_stack("api-history", &own).await;
     let ours = seed(&stack, "msp-history", "acme", "hq", "ops").await;
     let tech = mint(&own, Role::Technician, Some(&ours.tenant), None);

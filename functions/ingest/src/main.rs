@@ -23,15 +23,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ingest = &ingest;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<FunctionUrlRequest>| async move {
-            let response = match event.payload.into_request() {
-                Ok(request) => ingest.handle(&request).await,
-                Err(e) => vigie_edge::HttpResponse::error(
-                    400,
-                    "malformed_body_encoding",
-                    &format!("the body is not valid base64: {e}"),
-                ),
-            };
-            Ok::<FunctionUrlResponse, lambda_runtime::Error>(response.into())
+            let response = event
+                .payload
+                .respond(|request| async move { ingest.handle(&request).await })
+                .await;
+            Ok::<FunctionUrlResponse, lambda_runtime::Error>(response)
         },
     ))
     .await

@@ -90,15 +90,6 @@ impl DynamoAlertWork {
             put.condition_expression("version = :read")
                 .expression_attribute_values(":read", AttributeValue::N(read_version.to_string()))
         };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        crate::item::applied(put.send().await)
     }
 }

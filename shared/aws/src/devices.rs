@@ -244,31 +244,24 @@ impl DynamoDevices {
             .expression_attribute_values(":tenant", AttributeValue::S(tenant.as_str().into()))
             .send()
             .await;
-        match result {
-            Ok(_) => {
-                // A revoked device frees its place in the plan (once: the revoke above only
-                // succeeds on an active device).
-                let freed = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key_of(&TenantKeys::new(tenant).device_count())))
-                    .update_expression("ADD device_count :minus")
-                    .condition_expression("device_count > :zero")
-                    .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
-                    .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-                    .send()
-                    .await;
-                match freed {
-                    Ok(_) => {}
-                    Err(e) if is_conditional_failure(&e) => {}
-                    Err(e) => return Err(unavailable(e)),
-                }
-                Ok(true)
-            }
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
+        if !applied(result)? {
+            return Ok(false);
         }
+        // A revoked device frees its place in the plan (once: the revoke above only succeeds
+        // on an active device; a count already at zero stays there).
+        applied(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(&TenantKeys::new(tenant).device_count())))
+                .update_expression("ADD device_count :minus")
+                .condition_expression("device_count > :zero")
+                .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .send()
+                .await,
+        )?;
+        Ok(true)
     }
 }
 

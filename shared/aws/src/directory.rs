@@ -51,16 +51,7 @@ impl DynamoDirectory {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        crate::item::applied(result)
     }
 
     fn tenant_item(t: &Tenant) -> Item {

@@ -93,11 +93,7 @@ impl DynamoEnrollment {
             .expression_attribute_values(":tenant", AttributeValue::S(tenant.as_str().into()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if crate::devices::is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        crate::item::applied(result)
     }
 
     /// The tenant's tokens, newest first.

@@ -7,7 +7,7 @@ use vigie_domain::ids::{DeviceId, TenantId};
 use vigie_domain::keys::{heartbeat_entry, heartbeat_slot_partition, sweeper_cursor};
 use vigie_domain::ports::{HeartbeatEntry, HeartbeatIndex, StoreError};
 
-use crate::item::{ItemBuilder, ItemExt, key_of, unavailable};
+use crate::item::{ItemBuilder, ItemExt, Range, delete_key, key_of, query_all, unavailable};
 
 #[derive(Debug, Clone)]
 pub struct DynamoHeartbeats {
@@ -20,32 +20,13 @@ impl HeartbeatIndex for DynamoHeartbeats {
         let mut out = Vec::new();
         let mut slot = from_ms;
         while slot < to_ms {
-            let mut start = None;
-            loop {
-                let page = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(
-                        ":pk",
-                        AttributeValue::S(heartbeat_slot_partition(slot)),
-                    )
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                for item in page.items() {
-                    out.push(HeartbeatEntry {
-                        slot_ms: slot,
-                        tenant: item.parsed("tenant_id", TenantId::parse)?,
-                        device: item.parsed("device_id", DeviceId::parse)?,
-                    });
-                }
-                start = page.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
+            let partition = heartbeat_slot_partition(slot);
+            for item in query_all(&self.client, &self.table, false, &partition, Range::All).await? {
+                out.push(HeartbeatEntry {
+                    slot_ms: slot,
+                    tenant: item.parsed("tenant_id", TenantId::parse)?,
+                    device: item.parsed("device_id", DeviceId::parse)?,
+                });
             }
             slot += HEARTBEAT_SLOT_MS;
         }
@@ -53,18 +34,8 @@ impl HeartbeatIndex for DynamoHeartbeats {
     }
 
     async fn remove(&self, entry: &HeartbeatEntry) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_of(&heartbeat_entry(
-                entry.slot_ms,
-                &entry.tenant,
-                &entry.device,
-            ))))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let key = heartbeat_entry(entry.slot_ms, &entry.tenant, &entry.device);
+        delete_key(&self.client, &self.table, &key).await
     }
 
     async fn cursor(&self) -> Result<i64, StoreError> {
@@ -94,15 +65,6 @@ impl HeartbeatIndex for DynamoHeartbeats {
             .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        crate::item::applied(result)
     }
 }

@@ -259,6 +259,22 @@ pub async fn query_prefix(
     query_all(client, table, false, &pk, Range::Prefix(prefix)).await
 }
 
+/// Deletes one item (nothing happens when it is absent).
+pub async fn delete_key(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &vigie_domain::keys::TableKey,
+) -> Result<(), StoreError> {
+    client
+        .delete_item()
+        .table_name(table)
+        .set_key(Some(key_of(key)))
+        .send()
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
 /// Writes (replaces) one item.
 pub async fn put_item(
     client: &aws_sdk_dynamodb::Client,

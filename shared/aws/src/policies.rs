@@ -5,7 +5,7 @@ use vigie_domain::keys::TenantKeys;
 use vigie_domain::policy::Policy;
 use vigie_domain::ports::{PolicyStore, StoreError};
 
-use crate::item::{document_item, key_of, list_documents, put_item, unavailable};
+use crate::item::{delete_key, document_item, list_documents, put_item};
 
 #[derive(Debug, Clone)]
 pub struct DynamoPolicies {
@@ -30,14 +30,8 @@ impl DynamoPolicies {
 
     /// Removes the tenant's policy at a scope.
     pub async fn delete(&self, tenant: &TenantId, scope_key: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_of(&TenantKeys::new(tenant).policy(scope_key))))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let key = TenantKeys::new(tenant).policy(scope_key);
+        delete_key(&self.client, &self.table, &key).await
     }
 }
 

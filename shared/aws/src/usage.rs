@@ -25,7 +25,7 @@ use vigie_domain::usage::{
     Day, FinishedDay, Month, Period, UsageCounters, UsageRow, by_month, with_totals,
 };
 
-use crate::item::{Item, ItemBuilder, ItemExt, key_of, unavailable};
+use crate::item::{Item, ItemBuilder, ItemExt, delete_key, key_of, unavailable};
 
 /// How many times a transaction that lost a race is tried again with fresh reads.
 const ATTEMPTS: usize = 5;
@@ -331,18 +331,8 @@ impl DynamoUsage {
     }
 
     async fn remove_open(&self, entry: &OpenUsageDay) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_of(&usage_open_entry(
-                entry.day,
-                &entry.tenant,
-                &entry.device,
-            ))))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let key = usage_open_entry(entry.day, &entry.tenant, &entry.device);
+        delete_key(&self.client, &self.table, &key).await
     }
 }
 
@@ -456,15 +446,6 @@ impl UsageLedger for DynamoUsage {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        crate::item::applied(result)
     }
 }

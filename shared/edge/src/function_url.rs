@@ -92,6 +92,24 @@ impl FunctionUrlRequest {
         }
     }
 
+    /// Decodes the event, has `handle` answer it, and encodes the answer; a body that is not
+    /// valid base64 is answered 400 without reaching the handler.
+    pub async fn respond<F, Fut>(self, handle: F) -> FunctionUrlResponse
+    where
+        F: FnOnce(HttpRequest) -> Fut,
+        Fut: std::future::Future<Output = HttpResponse>,
+    {
+        let response = match self.into_request() {
+            Ok(request) => handle(request).await,
+            Err(e) => HttpResponse::error(
+                400,
+                "malformed_body_encoding",
+                &format!("the body is not valid base64: {e}"),
+            ),
+        };
+        response.into()
+    }
+
     /// Decodes the event into the request handlers see.
     pub fn into_request(self) -> Result<HttpRequest, base64::DecodeError> {
         let body = match (self.body, self.is_base64_encoded) {
