@@ -122,7 +122,8 @@ mod tests {
             Some(AgentConfig {
                 sample_interval_s: 30,
                 send_interval_s: 60,
-                heartbeat_s: 300
+                heartbeat_s: 300,
+                ..AgentConfig::default()
             })
         );
         let sent: EnrollRequest =

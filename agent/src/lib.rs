@@ -2,6 +2,8 @@
 //!
 //! Code map:
 //! - [`collect`]: reads `/proc` and `/sys` into the domain's `Sample`s;
+//! - [`watch`]: watchers for services, backups, certificates, logins, antivirus, updates,
+//!   accounts, SMART and neighbours (findings, events, collector statuses);
 //! - [`state`]: the state directory (identity, key, counters, atomic writes, lock);
 //! - [`spool`]: pending batches on disk, bounded, strictly increasing sequence numbers;
 //! - [`sender`]: HTTP to the ingestion function (enrol, configuration, signed batches);
@@ -25,3 +27,4 @@ pub mod sender;
 pub mod spool;
 pub mod state;
 pub mod status;
+pub mod watch;

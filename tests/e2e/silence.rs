@@ -58,6 +58,7 @@ async fn a_silent_device_goes_down_and_comes_back() {
         sample_interval_s: 1,
         send_interval_s: 1,
         heartbeat_s: 3,
+        ..AgentConfig::default()
     };
     assert!(
         stack

@@ -75,6 +75,7 @@ pub(crate) fn device_from_item(item: &Item) -> Result<Device, StoreError> {
             sample_interval_s: item.number("sample_interval_s")?,
             send_interval_s: item.number("send_interval_s")?,
             heartbeat_s: item.number("heartbeat_s")?,
+            ..AgentConfig::default()
         },
         rate_window_ms: item.number_or("rate_window_ms", 0)?,
         rate_count: item.number_or("rate_count", 0)?,

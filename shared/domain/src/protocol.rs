@@ -59,6 +59,122 @@ pub struct AgentConfig {
     pub send_interval_s: u32,
     /// Seconds of silence after which the device is considered down.
     pub heartbeat_s: u32,
+    /// What the collectors watch on this device, derived from its effective policy.
+    #[serde(default, skip_serializing_if = "CollectPlan::is_empty")]
+    pub collect: CollectPlan,
+}
+
+/// What the agent's collectors watch beyond the machine's own metrics: the union of what the
+/// device's effective rules ask for (services that must run, backup jobs, certificates).
+/// Collectors that need no parameters (logins, updates, antivirus, accounts, SMART,
+/// neighbours) always run unless listed in `disabled`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectPlan {
+    /// Services (systemd units without `.service`, or process names) that must be running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<BackupSource>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateTarget>,
+    /// Collectors switched off on this device (`auth`, `updates`, `malware`, `accounts`,
+    /// `smart`, `neighbours`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled: Vec<String>,
+}
+
+impl CollectPlan {
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+            && self.backups.is_empty()
+            && self.certificates.is_empty()
+            && self.disabled.is_empty()
+    }
+
+    /// Adds what `other` asks for, without duplicates (order of first appearance).
+    pub fn merge(&mut self, other: &CollectPlan) {
+        fn add<T: PartialEq + Clone>(into: &mut Vec<T>, from: &[T]) {
+            for x in from {
+                if !into.contains(x) {
+                    into.push(x.clone());
+                }
+            }
+        }
+        add(&mut self.services, &other.services);
+        add(&mut self.backups, &other.backups);
+        add(&mut self.certificates, &other.certificates);
+        add(&mut self.disabled, &other.disabled);
+    }
+}
+
+/// Where the agent reads the result of one backup job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BackupSource {
+    /// A file the job writes when it ends: JSON `{"status": "success"|"failed"|…,
+    /// "finished_at": <Unix s or RFC 3339>, "message": …}`, or a first line `OK` / `FAILED`
+    /// (then the file's modification time is the run's time).
+    StatusFile { job: String, path: String },
+    /// A command whose exit status is the result (0: success), run at most every `every_s`.
+    Command {
+        job: String,
+        argv: Vec<String>,
+        #[serde(default = "default_command_every_s")]
+        every_s: u32,
+    },
+    /// `restic snapshots --json --latest 1` on a repository.
+    Restic {
+        job: String,
+        repository: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password_file: Option<String>,
+    },
+    /// `borg info --json --last 1` on a repository.
+    Borg { job: String, repository: String },
+    /// Veeam Agent for Linux: `veeamconfig session list` (the job's last session).
+    Veeam { job: String },
+}
+
+fn default_command_every_s() -> u32 {
+    3_600
+}
+
+impl BackupSource {
+    pub fn job(&self) -> &str {
+        match self {
+            Self::StatusFile { job, .. }
+            | Self::Command { job, .. }
+            | Self::Restic { job, .. }
+            | Self::Borg { job, .. }
+            | Self::Veeam { job } => job,
+        }
+    }
+}
+
+/// A certificate to watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CertificateTarget {
+    /// A TLS endpoint on the client's network, probed by the agent; `sni` defaults to `host`.
+    Endpoint {
+        host: String,
+        port: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sni: Option<String>,
+    },
+    /// A PEM or DER certificate file on the machine.
+    File { path: String },
+}
+
+impl CertificateTarget {
+    /// The finding's `target`: `host:port` or the path.
+    pub fn target(&self) -> String {
+        match self {
+            Self::Endpoint { host, port, .. } => format!("{host}:{port}"),
+            Self::File { path } => path.clone(),
+        }
+    }
 }
 
 impl Default for AgentConfig {
@@ -67,6 +183,7 @@ impl Default for AgentConfig {
             sample_interval_s: 60,
             send_interval_s: 60,
             heartbeat_s: 300,
+            collect: CollectPlan::default(),
         }
     }
 }

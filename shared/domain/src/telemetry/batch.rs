@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::findings::{CollectorStatus, EventCount, Finding};
 use super::{
     AgentInfo, CpuSample, DiskIoSample, FilesystemSample, LoadAverage, MemorySample, NetworkSample,
     SCHEMA_VERSION, Sample, SpoolReport, TemperatureSample, bounds,
@@ -51,6 +52,15 @@ pub struct TelemetryBatch {
     pub temperatures: Vec<TemperatureSeries>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_s: Option<CountSeries>,
+    /// The state of what the agent watches (services, backups, certificates, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// What happened since the last batch, counted on the agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventCount>,
+    /// How each collector fared (sent when it changes, and with the first batch of a run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collectors: Vec<CollectorStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -322,6 +332,9 @@ impl TelemetryBatch {
             network,
             temperatures,
             uptime_s: uptime.iter().any(Option::is_some).then_some(uptime),
+            findings: Vec::new(),
+            events: Vec::new(),
+            collectors: Vec::new(),
         }
     }
 
@@ -464,6 +477,8 @@ pub enum BatchInvalid {
     SampleTime { index: usize, ts: i64 },
     #[error("samples must be in time order (sample {index} is earlier than the one before)")]
     OutOfOrder { index: usize },
+    #[error("events: a {kind} count must be at least 1 and end no earlier than it starts")]
+    EventSpan { kind: &'static str },
 }
 
 /// Checks of one batch against schema v1's bounds.
@@ -636,6 +651,72 @@ impl TelemetryBatch {
         if let Some(u) = &self.uptime_s {
             c.len("uptime_s", u)?;
         }
+        self.validate_observations(&c)
+    }
+
+    /// Findings, events and collector statuses: counts, text lengths, and times no further
+    /// from the server's clock than samples may be (a long offline spool is fine).
+    fn validate_observations(&self, c: &Check) -> Result<(), BatchInvalid> {
+        use super::findings::limits;
+        c.count("findings", self.findings.len(), limits::MAX_FINDINGS)?;
+        c.count("events", self.events.len(), limits::MAX_EVENTS)?;
+        c.count("collectors", self.collectors.len(), limits::MAX_COLLECTORS)?;
+        let text = |field: &'static str, s: &str| c.text(field, s);
+        let opt = |field: &'static str, s: &Option<String>| {
+            s.as_deref().map_or(Ok(()), |s| c.text(field, s))
+        };
+        for f in &self.findings {
+            text("findings.subject", f.subject())?;
+            text("findings.state", f.state())?;
+            match f {
+                Finding::Service(s) => {
+                    opt("findings.sub_state", &s.sub_state)?;
+                    text("findings.via", &s.via)?;
+                }
+                Finding::Backup(b) => {
+                    text("findings.source", &b.source)?;
+                    opt("findings.message", &b.message)?;
+                }
+                Finding::Certificate(x) => {
+                    text("findings.source", &x.source)?;
+                    opt("findings.subject", &x.subject)?;
+                    opt("findings.issuer", &x.issuer)?;
+                    opt("findings.error", &x.error)?;
+                }
+                Finding::Antivirus(a) => {
+                    c.count("findings.threats", a.threats.len(), limits::MAX_THREATS)?;
+                    for t in &a.threats {
+                        text("findings.threats.name", &t.name)?;
+                        text("findings.threats.path", &t.path)?;
+                    }
+                }
+                Finding::Updates(u) => {
+                    c.count(
+                        "findings.sample",
+                        u.sample.len(),
+                        limits::MAX_SAMPLE_PACKAGES,
+                    )?;
+                    for p in &u.sample {
+                        text("findings.sample", p)?;
+                    }
+                }
+                Finding::Account(_) => {}
+                Finding::Smart(s) => opt("findings.model", &s.model)?,
+            }
+        }
+        for e in &self.events {
+            text("events.subject", &e.subject)?;
+            text("events.source", &e.source)?;
+            if e.last_ms < e.first_ms || e.count == 0 {
+                return Err(BatchInvalid::EventSpan {
+                    kind: e.kind.as_str(),
+                });
+            }
+        }
+        for s in &self.collectors {
+            text("collectors.collector", &s.collector)?;
+            opt("collectors.detail", &s.detail)?;
+        }
         Ok(())
     }
 }
@@ -659,6 +740,9 @@ impl TelemetryBatch {
             ("network", !self.network.is_empty()),
             ("temperatures", !self.temperatures.is_empty()),
             ("uptime", self.uptime_s.is_some()),
+            ("findings", !self.findings.is_empty()),
+            ("events", !self.events.is_empty()),
+            ("collectors", !self.collectors.is_empty()),
         ];
         BatchSummary {
             samples: self.len(),

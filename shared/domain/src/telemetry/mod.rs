@@ -10,8 +10,10 @@
 //! time). See `benches/intake.rs`.
 
 pub(crate) mod batch;
+pub mod findings;
 
 pub use batch::*;
+pub use findings::*;
 
 use serde::{Deserialize, Serialize};
 
