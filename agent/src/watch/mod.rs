@@ -212,10 +212,7 @@ impl Tools {
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if Instant::now() >= deadline => {
-                    if let Ok(pid) = i32::try_from(child.id()) {
-                        // SAFETY: signals the child's own process group; no memory involved.
-                        unsafe { libc::kill(-pid, libc::SIGKILL) };
-                    }
+                    kill_group(child.id());
                     let _ = child.kill();
                     timed_out = true;
                     break child.wait().ok();
@@ -230,6 +227,15 @@ impl Tools {
             stderr: err.join().unwrap_or_default(),
             timed_out,
         })
+    }
+}
+
+/// Kills a process group (the tool and whatever it started).
+#[allow(unsafe_code)]
+fn kill_group(leader: u32) {
+    if let Ok(pid) = i32::try_from(leader) {
+        // SAFETY: `kill` takes plain integers and touches no memory of ours.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
     }
 }
 
