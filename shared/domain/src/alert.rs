@@ -111,6 +111,12 @@ pub enum AlertEventKind {
     SeverityRaised,
     SeverityLowered,
     Resolved,
+    /// The alert keeps changing state: announced once, then quiet until it settles (see
+    /// [`crate::flapping`]).
+    Flapping,
+    /// A flapping alert has been stable for the settle period and is still open at its
+    /// severity (a settled alert that ended is told as `resolved`).
+    Settled,
 }
 
 impl AlertEventKind {
@@ -120,6 +126,8 @@ impl AlertEventKind {
             Self::SeverityRaised => "severity_raised",
             Self::SeverityLowered => "severity_lowered",
             Self::Resolved => "resolved",
+            Self::Flapping => "flapping",
+            Self::Settled => "settled",
         }
     }
 

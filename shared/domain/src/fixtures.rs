@@ -16,6 +16,8 @@ pub fn event(kind: AlertEventKind) -> AlertEvent {
         AlertEventKind::SeverityRaised => (Critical, Some(Warning), 96.4, 95.0, 35),
         AlertEventKind::SeverityLowered => (Warning, Some(Critical), 90.1, 85.0, 57),
         AlertEventKind::Resolved => (Warning, None, 62.0, 85.0, 80),
+        AlertEventKind::Flapping => (Critical, Some(Warning), 96.1, 95.0, 40),
+        AlertEventKind::Settled => (Critical, None, 96.8, 95.0, 70),
     };
     let id = |s: &str| s.to_owned();
     AlertEvent {

@@ -5,12 +5,15 @@
 
 pub mod alert;
 pub mod clock;
+pub mod dependency;
 pub mod device;
 pub mod directory;
 pub mod enrollment;
 pub mod envelope;
+pub mod flapping;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod grouping;
 pub mod ids;
 pub mod intake;
 pub mod keys;
