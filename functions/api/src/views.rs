@@ -162,6 +162,12 @@ pub fn alert(record: &Value, work: &vigie_domain::workflow::AlertWork) -> Value 
     view["assigned"] = json!(work.assigned);
     view["resolved_by_hand"] = json!(work.resolved);
     view["comments"] = json!(work.comments);
+    // Sev 1 / 2 / 3 next to the severity's name (records stored before it carry none).
+    if let Ok(severity) =
+        serde_json::from_value::<vigie_domain::alert::Severity>(record["severity"].clone())
+    {
+        view["sev"] = json!(severity.sev_level());
+    }
     view
 }
 

@@ -14,6 +14,7 @@
 //!
 //! A quiet device costs one query per batch and no write.
 
+pub mod dependency;
 pub mod silence;
 pub mod usage_close;
 
@@ -257,6 +258,9 @@ where
                     checks: evaluation.checks,
                 });
             }
+            let suppression =
+                dependency::Suppression::find(&self.store, tenant, device, &stored, &events)
+                    .await?;
             match self
                 .store
                 .commit(tenant, device, &changes, &events, self.clock.now_ms())
@@ -279,8 +283,10 @@ where
                             "alert {}",
                             event.kind.as_str()
                         );
-                        self.publish(tenant, event).await?;
+                        dependency::deliver(&self.store, &self.publisher, &suppression, event)
+                            .await?;
                     }
+                    dependency::after_commit(&self.store, tenant, device, &events, now).await?;
                     return Ok(BatchOutcome {
                         events,
                         states_written: changes.len(),

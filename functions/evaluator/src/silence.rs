@@ -6,13 +6,11 @@
 use tracing::{info, warn};
 use vigie_domain::alert::{AlertEvent, AlertEventKind, AlertFamily, Severity, derived_id};
 use vigie_domain::clock::Clock;
-use vigie_domain::device::{Device, DeviceStatus, HEARTBEAT_SLOT_MS};
+use vigie_domain::device::{Device, HEARTBEAT_SLOT_MS};
 use vigie_domain::policy::RuleId;
 use vigie_domain::ports::{
-    AlertPublisher, CommitOutcome, DeviceRegistry, EvaluationStore, HeartbeatIndex, StateChange,
-    StoreError,
+    AlertPublisher, DeviceRegistry, EvaluationStore, HeartbeatIndex, StoreError,
 };
-use vigie_domain::rules::RuleState;
 
 /// The built-in rule behind "device down".
 pub const HEARTBEAT_RULE: &str = "heartbeat";
@@ -25,7 +23,12 @@ const FIRST_SWEEP_LOOKBACK_MS: i64 = 60 * 60_000;
 pub struct SweepReport {
     pub slots: i64,
     pub checked: usize,
+    /// Alerts announced: raised, or released from behind a parent that came back.
     pub raised: usize,
+    /// Opened behind a parent's alert, not announced (see [`crate::dependency`]).
+    pub suppressed: usize,
+    /// Left for a later sweep: their parent went silent at about the same time.
+    pub held: usize,
 }
 
 pub fn heartbeat_rule() -> RuleId {
@@ -131,18 +134,15 @@ where
         let mut report = SweepReport {
             slots: (upto - from) / HEARTBEAT_SLOT_MS,
             checked: entries.len(),
-            raised: 0,
+            ..SweepReport::default()
         };
+        let counts =
+            crate::dependency::sweep_late(&self.devices, &self.store, &self.publisher, &entries, now)
+                .await?;
+        report.raised = counts.raised + counts.released;
+        report.suppressed = counts.suppressed;
+        report.held = counts.held;
         for entry in &entries {
-            if let Some(device) = self.devices.device(&entry.device).await? {
-                let due = device.last_seen_ms + i64::from(device.config.heartbeat_s) * 1000;
-                if device.status == DeviceStatus::Active
-                    && due <= now
-                    && self.raise(&device, now).await?
-                {
-                    report.raised += 1;
-                }
-            }
             self.index.remove(entry).await?;
         }
         if !self.index.advance(cursor, upto).await? {
@@ -153,62 +153,12 @@ where
                 slots = report.slots,
                 checked = report.checked,
                 raised = report.raised,
+                suppressed = report.suppressed,
+                held = report.held,
                 "silence sweep"
             );
         }
         Ok(report)
-    }
-
-    /// Opens "device down" unless it is open already. True when this call opened it.
-    async fn raise(&self, device: &Device, now: i64) -> Result<bool, StoreError> {
-        let p = &device.placement;
-        let key = (heartbeat_rule(), String::new());
-        let stored = self.store.load(&p.tenant, &device.id).await?;
-        let current = stored.states.get(&key);
-        if current.is_some_and(|v| v.state.firing.is_some()) {
-            return Ok(false);
-        }
-        let severity = silence_severity(device);
-        let state = RuleState {
-            firing: Some(severity),
-            firing_since_ms: Some(now),
-            last_ms: device.last_seen_ms,
-            ..RuleState::default()
-        };
-        let event = heartbeat_event(device, AlertEventKind::Opened, severity, now, now);
-        let change = StateChange {
-            key,
-            state,
-            read_version: current.map(|v| v.version),
-        };
-        match self
-            .store
-            .commit(
-                &p.tenant,
-                &device.id,
-                &[change],
-                std::slice::from_ref(&event),
-                now,
-            )
-            .await?
-        {
-            CommitOutcome::Conflict => Ok(false),
-            CommitOutcome::Committed => {
-                info!(
-                    event = "alert_transition",
-                    tenant_id = %p.tenant,
-                    device_id = %device.id,
-                    alert_id = %event.alert_id,
-                    kind = "opened",
-                    "device down"
-                );
-                self.publisher.publish(&event).await?;
-                self.store
-                    .published(&p.tenant, &device.id, &event.event_id)
-                    .await?;
-                Ok(true)
-            }
-        }
     }
 }
 
@@ -218,6 +168,8 @@ mod tests {
     use std::sync::Mutex;
 
     use vigie_domain::clock::ManualClock;
+    use vigie_domain::device::DeviceStatus;
+    use vigie_domain::ports::{CommitOutcome, StateChange};
     use vigie_domain::device::{Device, heartbeat_slot};
     use vigie_domain::enrollment::Placement;
     use vigie_domain::ids::{ClientId, DeviceId, EnrollmentTokenId, SiteId, TenantId};

@@ -42,11 +42,14 @@ pub fn line(e: &AlertEvent) -> String {
 }
 
 /// The generic webhook body (documented in the crate docs):
-/// `{"version": 1, "event": <AlertEvent>, "text": <line>, "console_url": <url>}`.
+/// `{"version": 1, "event": <AlertEvent>, "text": <line>, "console_url": <url>}`. The event
+/// carries `sev` (1, 2, 3: [`Severity::sev_level`]) next to its `severity`.
 pub fn webhook_body(e: &AlertEvent, console_base: &str) -> Value {
+    let mut event = json!(e);
+    event["sev"] = json!(e.severity.sev_level());
     json!({
         "version": WEBHOOK_BODY_VERSION,
-        "event": e,
+        "event": event,
         "text": line(e),
         "console_url": console_url(console_base, e),
     })
@@ -211,6 +214,22 @@ impl Parts {
                 format!("lowered from {was} to {sev}; open since {since}"),
                 format!(
                     "{what} on {host} eased to {value}; the alert is lowered from {was} to {sev} \
+                     (threshold {threshold})."
+                ),
+            ),
+            AlertEventKind::Flapping => (
+                format!("{what} flapping on {host}"),
+                format!("changing state repeatedly since {since}; quiet until it settles"),
+                format!(
+                    "{what} on {host} keeps changing state (now {value}, {sev} threshold \
+                     {threshold}). Further changes are not announced until it is stable."
+                ),
+            ),
+            AlertEventKind::Settled => (
+                format!("{what} settled at {value} on {host}"),
+                format!("stable again, still {sev}; open since {since}"),
+                format!(
+                    "{what} on {host} stopped flapping and is still {sev} at {value} \
                      (threshold {threshold})."
                 ),
             ),

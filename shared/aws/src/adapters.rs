@@ -144,6 +144,14 @@ impl AwsPorts {
         }
     }
 
+    /// The tenants' dependency maps (parent devices) and suppressed alerts.
+    pub fn dependencies(&self) -> crate::dependencies::DynamoDependencies {
+        crate::dependencies::DynamoDependencies {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
     pub fn evaluation(&self) -> DynamoEvaluation {
         DynamoEvaluation {
             client: self.clients.dynamodb.clone(),

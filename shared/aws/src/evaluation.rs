@@ -52,6 +52,13 @@ fn put(
 }
 
 impl DynamoEvaluation {
+    fn dependencies(&self) -> crate::dependencies::DynamoDependencies {
+        crate::dependencies::DynamoDependencies {
+            client: self.client.clone(),
+            table: self.table.clone(),
+        }
+    }
+
     /// The tenant's current record of an alert, as JSON (for tests and, later, the API).
     pub async fn alert(
         &self,
@@ -107,6 +114,7 @@ fn alert_record(e: &AlertEvent) -> serde_json::Value {
         "alert_id": e.alert_id,
         "status": status,
         "severity": e.severity,
+        "sev": e.severity.sev_level(),
         "tenant_id": e.tenant_id,
         "client_id": e.client_id,
         "site_id": e.site_id,
@@ -297,6 +305,40 @@ impl EvaluationStore for DynamoEvaluation {
             }
         }
         Ok(CommitOutcome::Committed)
+    }
+
+    async fn parent_of(
+        &self,
+        tenant: &TenantId,
+        device: &DeviceId,
+    ) -> Result<Option<DeviceId>, StoreError> {
+        self.dependencies().parent(tenant, device).await
+    }
+
+    async fn children_of(
+        &self,
+        tenant: &TenantId,
+        device: &DeviceId,
+    ) -> Result<Vec<DeviceId>, StoreError> {
+        let map = self.dependencies().map(tenant).await?.map;
+        Ok(map.children(device).into_iter().cloned().collect())
+    }
+
+    async fn attach_suppressed(
+        &self,
+        parent_alert_id: &str,
+        child: &AlertEvent,
+    ) -> Result<(), StoreError> {
+        self.dependencies().attach(parent_alert_id, child).await
+    }
+
+    async fn recheck(
+        &self,
+        tenant: &TenantId,
+        device: &DeviceId,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.dependencies().recheck(tenant, device, at_ms).await
     }
 
     async fn published(

@@ -6,6 +6,7 @@ pub mod alert_work;
 pub mod alerts_topic;
 pub mod api_keys;
 pub mod config;
+pub mod dependencies;
 pub mod devices;
 pub mod directory;
 pub mod email;

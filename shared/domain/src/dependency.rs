@@ -165,6 +165,8 @@ pub struct LateDevice {
     pub due_ms: i64,
     /// Its own "device down" is open already.
     pub down_open: bool,
+    /// ... and suppressed behind its parent.
+    pub suppressed: bool,
 }
 
 /// A parent that is not itself among the sweep's late devices: what the sweeper read of it.
@@ -185,6 +187,8 @@ pub enum SweepAction {
     /// Look again at `until_ms`: the parent went silent at about the same time and will be due
     /// by then.
     Hold { until_ms: i64 },
+    /// Its suppressed alert outlived the parent's outage: announce it now.
+    Release,
     /// Nothing: its alert is open already (or it is not due).
     Skip,
 }
@@ -217,25 +221,30 @@ pub fn plan_sweep(
     let mut down: HashMap<&DeviceId, bool> = HashMap::new();
     let mut plan = Vec::with_capacity(order.len());
     for d in order {
+        let parent = d.parent.as_ref().and_then(|p| {
+            match (down.get(p), by_id.get(p), outside.get(p)) {
+                (Some(is_down), Some(late), _) => Some(ParentView {
+                    last_seen_ms: late.last_seen_ms,
+                    due_ms: late.due_ms,
+                    down_open: *is_down,
+                }),
+                (_, _, Some(view)) => Some(*view),
+                _ => None,
+            }
+        });
+        let parent_down = parent.is_some_and(|p| p.down_open || p.due_ms <= now_ms);
         let action = if d.due_ms > now_ms {
             SweepAction::Skip
         } else if d.down_open {
-            SweepAction::Skip
+            if d.suppressed && !parent_down {
+                SweepAction::Release
+            } else {
+                SweepAction::Skip
+            }
         } else {
             match &d.parent {
                 None => SweepAction::Raise,
-                Some(p) => {
-                    let parent = match (down.get(p), by_id.get(p), outside.get(p)) {
-                        (Some(is_down), Some(late), _) => Some(ParentView {
-                            last_seen_ms: late.last_seen_ms,
-                            due_ms: late.due_ms,
-                            down_open: *is_down,
-                        }),
-                        (_, _, Some(view)) => Some(*view),
-                        _ => None,
-                    };
-                    decide(d, p, parent, now_ms)
-                }
+                Some(p) => decide(d, p, parent, now_ms),
             }
         };
         let is_down = d.down_open
@@ -287,6 +296,7 @@ mod tests {
             last_seen_ms,
             due_ms: last_seen_ms + 300_000,
             down_open: false,
+            suppressed: false,
         }
     }
 
@@ -355,6 +365,27 @@ mod tests {
         let early = late("ws", None, NOW - 100_000);
         let plan = plan_sweep(&[open, early], &HashMap::new(), NOW);
         assert!(plan.iter().all(|(_, a)| *a == SweepAction::Skip), "{plan:?}");
+    }
+
+    #[test]
+    fn a_suppressed_child_is_released_once_its_parent_is_back() {
+        let mut child = late("pc", Some("router"), NOW - 400_000);
+        child.down_open = true;
+        child.suppressed = true;
+        let back = ParentView {
+            last_seen_ms: NOW - 5_000,
+            due_ms: NOW + 295_000,
+            down_open: false,
+        };
+        let still_down = ParentView {
+            down_open: true,
+            ..back
+        };
+        for (parent, want) in [(back, SweepAction::Release), (still_down, SweepAction::Skip)] {
+            let outside = HashMap::from([(id("router"), parent)]);
+            let plan = plan_sweep(std::slice::from_ref(&child), &outside, NOW);
+            assert_eq!(plan, vec![(id("pc"), want)]);
+        }
     }
 
     #[test]

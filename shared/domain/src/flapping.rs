@@ -74,6 +74,11 @@ pub struct Settled {
 }
 
 impl FlapState {
+    /// Nothing remembered (stored states leave it out).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
     pub fn is_flapping(&self) -> bool {
         self.flapping_since_ms.is_some()
     }

@@ -159,6 +159,37 @@ impl<'a> TenantKeys<'a> {
         )
     }
 
+    /// A device's link to its parent device (the dependency map). All links of a tenant
+    /// share its partition under one prefix, so the whole map is one query.
+    pub fn device_parent(&self, child: &DeviceId) -> TableKey {
+        key(self.pk(), format!("PARENT{SEP}{child}"))
+    }
+
+    /// The version of the tenant's dependency map: every link change moves it, conditioned on
+    /// the version the change was checked against, so two concurrent changes cannot make a
+    /// cycle together.
+    pub fn dependency_map_version(&self) -> TableKey {
+        key(self.pk(), "PARENTMAP".into())
+    }
+
+    /// The tenant's dependency links: (partition, sort-key prefix).
+    pub fn device_parents_prefix(&self) -> (String, String) {
+        (self.pk(), format!("PARENT{SEP}"))
+    }
+
+    /// A child's alert suppressed behind (attached to) its parent device's alert.
+    pub fn suppressed_alert(&self, parent_alert_id: &str, child_alert_id: &str) -> TableKey {
+        key(
+            self.pk(),
+            format!("SUPPRESSED{SEP}{parent_alert_id}{SEP}{child_alert_id}"),
+        )
+    }
+
+    /// The alerts attached to a parent's alert: (partition, sort-key prefix).
+    pub fn suppressed_alerts_prefix(&self, parent_alert_id: &str) -> (String, String) {
+        (self.pk(), format!("SUPPRESSED{SEP}{parent_alert_id}{SEP}"))
+    }
+
     /// The human side (acknowledgement, assignee, comments) of one episode of an alert.
     pub fn alert_work(&self, alert_id: &str, opened_ms: i64) -> TableKey {
         key(

@@ -170,6 +170,44 @@ pub trait EvaluationStore: Send + Sync {
         device: &DeviceId,
         event_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The device's parent in the dependency map (see [`crate::dependency`]). The defaults of
+    /// this and the next methods describe a store without dependencies.
+    fn parent_of(
+        &self,
+        _tenant: &TenantId,
+        _device: &DeviceId,
+    ) -> impl Future<Output = Result<Option<DeviceId>, StoreError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// The devices whose parent is `device`.
+    fn children_of(
+        &self,
+        _tenant: &TenantId,
+        _device: &DeviceId,
+    ) -> impl Future<Output = Result<Vec<DeviceId>, StoreError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Attaches a suppressed child alert's event to its parent's alert (listed with it).
+    fn attach_suppressed(
+        &self,
+        _parent_alert_id: &str,
+        _child: &AlertEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Has the silence sweeper look at `device` again once `at_ms` has passed.
+    fn recheck(
+        &self,
+        _tenant: &TenantId,
+        _device: &DeviceId,
+        _at_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// The alerts topic.

@@ -147,6 +147,13 @@ pub struct RuleState {
     pub warning_since_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub critical_since_ms: Option<i64>,
+    /// The firing alert is suppressed behind its parent device's outage: recorded, attached
+    /// to the parent's alert, not notified (see [`crate::dependency`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
+    /// Recent transitions and the flapping episode, if any (see [`crate::flapping`]).
+    #[serde(default, skip_serializing_if = "crate::flapping::FlapState::is_empty")]
+    pub flap: crate::flapping::FlapState,
     /// Last present sample evaluated, Unix ms (0: none).
     #[serde(default)]
     pub last_ms: i64,

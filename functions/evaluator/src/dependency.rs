@@ -1,0 +1,353 @@
+//! Device dependencies in the evaluator and the silence sweeper (the rules are in
+//! `vigie_domain::dependency`):
+//! - the sweep plans its late devices parents first and suppresses the "device down" of a child
+//!   whose parent is down or overdue, holds one whose parent went silent at about the same time,
+//!   and releases a suppressed one that outlived its parent's outage;
+//! - a batch's events are suppressed while the device's parent is down, and so is the
+//!   "resolved" of a suppressed alert (its opening was never announced);
+//! - when a parent's "device down" resolves, its children are looked at again after a grace
+//!   period, so the ones still silent are raised individually.
+//!
+//! Suppressed events are committed like any other (alert record, history), attached to the
+//! parent's alert, and taken out of the outbox without being published. Costs: a sweep reads
+//! one more item per late device (its parent link), plus each parent outside the sweep; a batch
+//! reads the parent link only when it produced events. A quiet device pays nothing.
+
+use std::collections::{HashMap, HashSet};
+
+use tracing::info;
+use vigie_domain::alert::{AlertEvent, AlertEventKind, derived_id};
+use vigie_domain::dependency::{LateDevice, ParentView, RELEASE_GRACE_MS, SweepAction, plan_sweep};
+use vigie_domain::device::{Device, DeviceStatus};
+use vigie_domain::ids::{DeviceId, TenantId};
+use vigie_domain::ports::{
+    AlertPublisher, CommitOutcome, DeviceEvaluationState, DeviceRegistry, EvaluationStore,
+    HeartbeatEntry, StateChange, StoreError, Versioned,
+};
+use vigie_domain::rules::RuleState;
+
+use crate::silence::{HEARTBEAT_RULE, heartbeat_event, heartbeat_rule, silence_severity};
+
+/// The "device down" alert id of a device.
+pub fn down_alert_id(tenant: &TenantId, device: &DeviceId) -> String {
+    derived_id("al", &[tenant.as_str(), device.as_str(), HEARTBEAT_RULE, ""])
+}
+
+fn down_state(state: &DeviceEvaluationState) -> Option<Versioned> {
+    state.states.get(&(heartbeat_rule(), String::new())).copied()
+}
+
+/// What one sweep did with its late devices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepCounts {
+    pub raised: usize,
+    pub suppressed: usize,
+    pub held: usize,
+    pub released: usize,
+}
+
+/// Acts on the late devices of one sweep at `now`.
+pub async fn sweep_late<R, S, A>(
+    devices: &R,
+    store: &S,
+    publisher: &A,
+    entries: &[HeartbeatEntry],
+    now: i64,
+) -> Result<SweepCounts, StoreError>
+where
+    R: DeviceRegistry,
+    S: EvaluationStore,
+    A: AlertPublisher,
+{
+    let mut late = Vec::new();
+    let mut known: HashMap<DeviceId, (Device, Option<Versioned>)> = HashMap::new();
+    for entry in entries {
+        if known.contains_key(&entry.device) {
+            continue;
+        }
+        let Some(device) = devices.device(&entry.device).await? else {
+            continue;
+        };
+        if device.status != DeviceStatus::Active || device.placement.tenant != entry.tenant {
+            continue;
+        }
+        let due_ms = device.last_seen_ms + i64::from(device.config.heartbeat_s) * 1000;
+        if due_ms > now {
+            continue;
+        }
+        let tenant = &device.placement.tenant;
+        let current = down_state(&store.load(tenant, &device.id).await?);
+        let parent = store.parent_of(tenant, &device.id).await?;
+        late.push(LateDevice {
+            id: device.id.clone(),
+            parent,
+            last_seen_ms: device.last_seen_ms,
+            due_ms,
+            down_open: current.is_some_and(|v| v.state.firing.is_some()),
+            suppressed: current.is_some_and(|v| v.state.suppressed),
+        });
+        known.insert(device.id.clone(), (device, current));
+    }
+    // Parents that are not late themselves (or not yet found late).
+    let mut outside: HashMap<DeviceId, ParentView> = HashMap::new();
+    for d in &late {
+        let Some(p) = &d.parent else { continue };
+        if known.contains_key(p) || outside.contains_key(p) {
+            continue;
+        }
+        let Some(parent) = devices.device(p).await? else {
+            continue;
+        };
+        let Some((child, _)) = known.get(&d.id) else {
+            continue;
+        };
+        if parent.placement.tenant != child.placement.tenant {
+            continue;
+        }
+        let state = down_state(&store.load(&parent.placement.tenant, p).await?);
+        outside.insert(
+            p.clone(),
+            ParentView {
+                last_seen_ms: parent.last_seen_ms,
+                due_ms: parent.last_seen_ms + i64::from(parent.config.heartbeat_s) * 1000,
+                down_open: state.is_some_and(|v| v.state.firing.is_some()),
+            },
+        );
+    }
+    let mut counts = SweepCounts::default();
+    for (id, action) in plan_sweep(&late, &outside, now) {
+        let Some((device, current)) = known.get(&id) else {
+            continue;
+        };
+        let tenant = &device.placement.tenant;
+        match action {
+            SweepAction::Raise => {
+                if open_down(store, publisher, device, *current, now, None).await? {
+                    counts.raised += 1;
+                }
+            }
+            SweepAction::Suppress { parent } => {
+                let parent_alert = down_alert_id(tenant, &parent);
+                if open_down(store, publisher, device, *current, now, Some(&parent_alert)).await? {
+                    counts.suppressed += 1;
+                }
+            }
+            SweepAction::Hold { until_ms } => {
+                store.recheck(tenant, &id, until_ms).await?;
+                counts.held += 1;
+            }
+            SweepAction::Release => {
+                if let Some(current) = current
+                    && release(store, publisher, device, *current, now).await?
+                {
+                    counts.released += 1;
+                }
+            }
+            SweepAction::Skip => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// Opens "device down" unless it is open already; suppressed behind `suppressed_by` (the
+/// parent's alert) when given. True when this call opened it.
+async fn open_down<S, A>(
+    store: &S,
+    publisher: &A,
+    device: &Device,
+    current: Option<Versioned>,
+    now: i64,
+    suppressed_by: Option<&str>,
+) -> Result<bool, StoreError>
+where
+    S: EvaluationStore,
+    A: AlertPublisher,
+{
+    if current.is_some_and(|v| v.state.firing.is_some()) {
+        return Ok(false);
+    }
+    let p = &device.placement;
+    let severity = silence_severity(device);
+    let state = RuleState {
+        firing: Some(severity),
+        firing_since_ms: Some(now),
+        last_ms: device.last_seen_ms,
+        suppressed: suppressed_by.is_some(),
+        ..RuleState::default()
+    };
+    let event = heartbeat_event(device, AlertEventKind::Opened, severity, now, now);
+    let change = StateChange {
+        key: (heartbeat_rule(), String::new()),
+        state,
+        read_version: current.map(|v| v.version),
+    };
+    let outcome = store
+        .commit(
+            &p.tenant,
+            &device.id,
+            &[change],
+            std::slice::from_ref(&event),
+            now,
+        )
+        .await?;
+    if outcome == CommitOutcome::Conflict {
+        return Ok(false);
+    }
+    info!(
+        event = "alert_transition",
+        tenant_id = %p.tenant,
+        device_id = %device.id,
+        alert_id = %event.alert_id,
+        kind = "opened",
+        suppressed_by = suppressed_by.unwrap_or(""),
+        "device down"
+    );
+    match suppressed_by {
+        Some(parent_alert) => store.attach_suppressed(parent_alert, &event).await?,
+        None => publisher.publish(&event).await?,
+    }
+    store.published(&p.tenant, &device.id, &event.event_id).await?;
+    Ok(true)
+}
+
+/// Announces a suppressed "device down" that outlived its parent's outage.
+async fn release<S, A>(
+    store: &S,
+    publisher: &A,
+    device: &Device,
+    current: Versioned,
+    now: i64,
+) -> Result<bool, StoreError>
+where
+    S: EvaluationStore,
+    A: AlertPublisher,
+{
+    let p = &device.placement;
+    let severity = current.state.firing.unwrap_or_else(|| silence_severity(device));
+    let opened = current.state.firing_since_ms.unwrap_or(now);
+    let event = heartbeat_event(device, AlertEventKind::Opened, severity, now, opened);
+    let change = StateChange {
+        key: (heartbeat_rule(), String::new()),
+        state: RuleState {
+            suppressed: false,
+            ..current.state
+        },
+        read_version: Some(current.version),
+    };
+    let outcome = store
+        .commit(
+            &p.tenant,
+            &device.id,
+            &[change],
+            std::slice::from_ref(&event),
+            now,
+        )
+        .await?;
+    if outcome == CommitOutcome::Conflict {
+        return Ok(false);
+    }
+    info!(tenant_id = %p.tenant, device_id = %device.id, alert_id = %event.alert_id, "suppressed device down released: its parent is back");
+    publisher.publish(&event).await?;
+    store.published(&p.tenant, &device.id, &event.event_id).await?;
+    Ok(true)
+}
+
+/// Which of a batch's events are suppressed, and behind which parent alert.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Suppression {
+    /// Event id → the parent alert it is attached to ("" when it has none: the resolution of
+    /// a suppressed alert).
+    events: HashMap<String, String>,
+}
+
+impl Suppression {
+    /// Finds the suppressed events among `events` of `device` (whose evaluation state is
+    /// `stored`). Reads nothing when there are no events.
+    pub async fn find<S: EvaluationStore>(
+        store: &S,
+        tenant: &TenantId,
+        device: &DeviceId,
+        stored: &DeviceEvaluationState,
+        events: &[AlertEvent],
+    ) -> Result<Self, StoreError> {
+        let mut out = Self::default();
+        if events.is_empty() {
+            return Ok(out);
+        }
+        // The end of a suppressed "device down" was never worth a notification either.
+        if down_state(stored).is_some_and(|v| v.state.suppressed) {
+            for e in events
+                .iter()
+                .filter(|e| e.rule_id == HEARTBEAT_RULE && e.kind == AlertEventKind::Resolved)
+            {
+                out.events.insert(e.event_id.clone(), String::new());
+            }
+        }
+        if let Some(parent) = store.parent_of(tenant, device).await? {
+            let parent_down = down_state(&store.load(tenant, &parent).await?)
+                .is_some_and(|v| v.state.firing.is_some());
+            if parent_down {
+                let parent_alert = down_alert_id(tenant, &parent);
+                for e in events
+                    .iter()
+                    .filter(|e| !(e.rule_id == HEARTBEAT_RULE && e.kind == AlertEventKind::Resolved))
+                {
+                    out.events.insert(e.event_id.clone(), parent_alert.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The parent alert `event` is attached to, when it is suppressed.
+    pub fn of(&self, event: &AlertEvent) -> Option<&str> {
+        self.events.get(&event.event_id).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// Takes a committed event out of the outbox: published, or attached to its parent's alert.
+pub async fn deliver<S, A>(
+    store: &S,
+    publisher: &A,
+    suppression: &Suppression,
+    event: &AlertEvent,
+) -> Result<(), StoreError>
+where
+    S: EvaluationStore,
+    A: AlertPublisher,
+{
+    match suppression.of(event) {
+        None => publisher.publish(event).await?,
+        Some("") => {}
+        Some(parent_alert) => store.attach_suppressed(parent_alert, event).await?,
+    }
+    store
+        .published(&event.tenant_id, &event.device_id, &event.event_id)
+        .await
+}
+
+/// After a commit: when this device's "device down" resolved, its children are looked at
+/// again once the grace period has passed.
+pub async fn after_commit<S: EvaluationStore>(
+    store: &S,
+    tenant: &TenantId,
+    device: &DeviceId,
+    events: &[AlertEvent],
+    now: i64,
+) -> Result<(), StoreError> {
+    let back_up = events
+        .iter()
+        .any(|e| e.rule_id == HEARTBEAT_RULE && e.kind == AlertEventKind::Resolved);
+    if !back_up {
+        return Ok(());
+    }
+    let children: HashSet<DeviceId> = store.children_of(tenant, device).await?.into_iter().collect();
+    for child in &children {
+        store.recheck(tenant, child, now + RELEASE_GRACE_MS).await?;
+    }
+    Ok(())
+}
