@@ -181,6 +181,7 @@ fn body_for(operation: Operation) -> Vec<u8> {
         Operation::SetMembership => json!({ "role": "technician" }),
         Operation::MoveDevice => json!({ "client_id": "acme", "site_id": "hq" }),
         Operation::SetDeviceTags => json!({ "tags": { "role": "server" } }),
+        Operation::SetDeviceParent => json!({ "parent_id": "dev-nothing" }),
         Operation::CreateInvitation => json!({ "email": "new@x.example", "role": "technician" }),
         Operation::AcceptInvitation => json!({ "code": "inv_inv-nothing_x" }),
         Operation::CommentAlert => json!({ "text": "looking" }),
@@ -213,7 +214,7 @@ async fn call(stack: &Stack, route: &Route, path: &str, bearer: Option<&str>) ->
     .await
 }
 
-async fn api_stack(test: &str, own: &OwnIssuer) -> Stack {
+pub(crate) async fn api_stack(test: &str, own: &OwnIssuer) -> Stack {
     let (clients, names, provisioned) = vigie_tests::provisioned(test).await;
     let ports = vigie_aws::adapters::AwsPorts::connect(clients, names)
         .await
@@ -238,14 +239,19 @@ async fn api_stack(test: &str, own: &OwnIssuer) -> Stack {
 }
 
 /// A fresh issuer with the local API's issuer name and audience.
-fn local_issuer() -> OwnIssuer {
+pub(crate) fn local_issuer() -> OwnIssuer {
     OwnIssuer::generate(
         vigie_api::config::DEFAULT_ISSUER,
         vigie_api::config::DEFAULT_AUDIENCE,
     )
 }
 
-fn mint(own: &OwnIssuer, role: Role, tenant: Option<&TenantId>, client: Option<&str>) -> String {
+pub(crate) fn mint(
+    own: &OwnIssuer,
+    role: Role,
+    tenant: Option<&TenantId>,
+    client: Option<&str>,
+) -> String {
     let grant = Grant::new(
         format!("user-{}", role.as_str()),
         role,

@@ -5,6 +5,7 @@ mod agent;
 mod api;
 mod evaluate;
 mod ingest;
+mod noise;
 mod notify;
 mod pipeline;
 mod provision;

@@ -219,7 +219,67 @@ pub(crate) async fn handle<K: Clock>(
         }
         Operation::GetDevice => {
             let device = visible_device(api, context, &p).await?;
-            ok(views::device(&device, now))
+            let map = ports.dependencies().map(context.tenant()?).await?.map;
+            let mut view = views::device(&device, now);
+            let deps = views::dependencies(&device.id, &map);
+            view["parent_id"] = deps["parent_id"].clone();
+            view["children"] = deps["children"].clone();
+            ok(view)
+        }
+        Operation::SetDeviceParent | Operation::ClearDeviceParent => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct DeviceParent {
+                parent_id: DeviceId,
+            }
+            use vigie_domain::dependency::ParentRecord;
+            let device = visible_device(api, context, &p).await?;
+            let tenant = context.tenant()?;
+            let parent = match matched.route.operation {
+                Operation::SetDeviceParent => Some(json_body::<DeviceParent>(request)?.parent_id),
+                _ => None,
+            };
+            // The parent is read through the tenant: another tenant's device is "missing".
+            let record = match &parent {
+                None => ParentRecord::Active,
+                Some(id) => match ports.devices().get(tenant, id).await? {
+                    None => ParentRecord::Missing,
+                    Some(d) if d.status == vigie_domain::device::DeviceStatus::Revoked => {
+                        ParentRecord::Revoked
+                    }
+                    Some(_) => ParentRecord::Active,
+                },
+            };
+            let deps = ports.dependencies();
+            // Checked against one version of the map, written only if it is still that one.
+            let mut attempts = 0;
+            let map = loop {
+                let current = deps.map(tenant).await?;
+                if let Some(parent) = &parent {
+                    current
+                        .map
+                        .check(&device.id, parent, record)
+                        .map_err(|e| ApiError::invalid("bad_parent", e.to_string()))?;
+                }
+                if current.map.parent(&device.id) == parent.as_ref() {
+                    break current.map;
+                }
+                if deps
+                    .set_parent(tenant, &device.id, parent.as_ref(), current.version)
+                    .await?
+                {
+                    break deps.map(tenant).await?.map;
+                }
+                attempts += 1;
+                if attempts >= 3 {
+                    return Err(ApiError::Conflict {
+                        code: "dependency_map_changed",
+                        message: "the dependency map kept changing; try again".into(),
+                    });
+                }
+            };
+            audit(context, "device.parent", device.id.as_str());
+            ok(views::dependencies(&device.id, &map))
         }
         Operation::RevokeDevice => {
             let device = visible_device(api, context, &p).await?;
@@ -357,7 +417,14 @@ pub(crate) async fn handle<K: Clock>(
         Operation::GetAlert => {
             let record = visible_alert(api, context, &p).await?;
             let (work, _) = work_of(api, context, &record).await?;
-            ok(views::alert(&record, &work))
+            let mut view = views::alert(&record, &work);
+            let alert_id = record["alert_id"].as_str().unwrap_or_default();
+            let children = ports
+                .dependencies()
+                .suppressed(context.tenant()?, alert_id)
+                .await?;
+            view["suppressed_children"] = views::suppressed_children(&children);
+            ok(view)
         }
         Operation::ListAlerts => {
             let tenant = context.tenant()?;

@@ -102,6 +102,15 @@ fn schemas() -> Map<String, Value> {
             "propertyNames": { "pattern": "^[a-z0-9_.-]{1,64}$" },
             "additionalProperties": { "type": "string", "minLength": 1, "maxLength": 128 } } }
     }));
+    s.insert("DeviceParent".into(), json!({
+        "type": "object", "required": ["parent_id"], "additionalProperties": false,
+        "properties": { "parent_id": text }
+    }));
+    s.insert("DeviceDependencies".into(), json!({
+        "type": "object", "required": ["device_id", "parent_id", "children"],
+        "properties": { "device_id": text, "parent_id": { "type": ["string", "null"] },
+            "children": { "type": "array", "items": text } }
+    }));
     s.insert("TestResult".into(), json!({
         "type": "object", "required": ["delivered", "response_code", "detail"],
         "properties": { "delivered": { "type": "boolean" },
@@ -145,7 +154,9 @@ fn schemas() -> Map<String, Value> {
             "agent_version": text, "agent_outdated": { "type": "boolean" }, "status": { "enum": ["active", "revoked"] },
             "connection": { "enum": ["connected", "late", "down", "never_seen", "revoked"] },
             "tags": tags_schema(), "enrolled_ms": ms, "last_seen_ms": { "type": ["integer", "null"] },
-            "config": { "type": "object" }
+            "config": { "type": "object" },
+            "parent_id": { "type": ["string", "null"] },
+            "children": { "type": "array", "items": text }
         }
     }));
     s.insert("DevicePage".into(), page_of("Device"));
@@ -229,6 +240,9 @@ fn schemas() -> Map<String, Value> {
             "properties": {
                 "alert_id": text, "status": { "enum": ["open", "acknowledged", "resolved"] },
                 "severity": { "enum": ["info", "warning", "critical"] },
+                "sev": { "enum": [1, 2, 3] },
+                "suppressed_children": { "type": "object", "required": ["count", "alerts"],
+                    "properties": { "count": ms, "alerts": { "type": "array", "items": { "type": "object" } } } },
                 "tenant_id": id, "client_id": id, "site_id": id, "device_id": text,
                 "device_name": text, "rule_id": text, "family": text, "subject": text,
                 "metric": text, "value": { "type": "number" }, "threshold": { "type": "number" },

@@ -61,6 +61,8 @@ pub enum Operation {
     ListSites,
     DeleteChannel,
     AlertHistory,
+    SetDeviceParent,
+    ClearDeviceParent,
 }
 
 /// Where the objects of an operation live.
@@ -191,6 +193,8 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/channels/{channel_id}/test", Operation::TestChannel, Realm::Tenant, ADMIN, "Send a test notification through a channel now", 200, None, "TestResult"),
     route("GET", "/v1/clients/{client_id}/sites", Operation::ListSites, Realm::Tenant, READERS, "List the sites of a client company", 200, None, "SitePage"),
     route("DELETE", "/v1/channels/{channel_id}", Operation::DeleteChannel, Realm::Tenant, ADMIN, "Remove a notification channel", 200, None, "Channel"),
+    route("PUT", "/v1/devices/{device_id}/parent", Operation::SetDeviceParent, Realm::Tenant, ADMIN, "Set the device this one depends on (its site's router, its hypervisor): while the parent is down, this device's alerts are attached to the parent's instead of notifying", 200, Some("DeviceParent"), "DeviceDependencies"),
+    route("DELETE", "/v1/devices/{device_id}/parent", Operation::ClearDeviceParent, Realm::Tenant, ADMIN, "Remove a device's parent", 200, None, "DeviceDependencies"),
     route("GET", "/v1/alert-history", Operation::AlertHistory, Realm::Tenant, READERS, "Alert episodes opened in a time window, newest last (filters: since_ms, until_ms, status, severity, client_id, site_id, family)", 200, None, "AlertPage"),
 ];
 

@@ -87,6 +87,27 @@ pub fn device(d: &Device, now_ms: i64) -> Value {
     })
 }
 
+/// A device's place in its tenant's dependency map.
+pub fn dependencies(
+    device: &vigie_domain::ids::DeviceId,
+    map: &vigie_domain::dependency::DependencyMap,
+) -> Value {
+    json!({
+        "device_id": device,
+        "parent_id": map.parent(device),
+        "children": map.children(device),
+    })
+}
+
+/// The child alerts attached to an alert while its device was down.
+pub fn suppressed_children(children: &[vigie_aws::dependencies::SuppressedAlert]) -> Value {
+    let alerts: Vec<Value> = children
+        .iter()
+        .map(|c| json!({ "alert_id": c.alert_id, "device_id": c.device_id, "rule_id": c.rule_id, "at_ms": c.at_ms }))
+        .collect();
+    json!({ "count": alerts.len(), "alerts": alerts })
+}
+
 pub fn enrollment_token(t: &EnrollmentToken, now_ms: i64) -> Value {
     let state = if t.revoked {
         "revoked"

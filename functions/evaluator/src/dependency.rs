@@ -30,11 +30,17 @@ use crate::silence::{HEARTBEAT_RULE, heartbeat_event, heartbeat_rule, silence_se
 
 /// The "device down" alert id of a device.
 pub fn down_alert_id(tenant: &TenantId, device: &DeviceId) -> String {
-    derived_id("al", &[tenant.as_str(), device.as_str(), HEARTBEAT_RULE, ""])
+    derived_id(
+        "al",
+        &[tenant.as_str(), device.as_str(), HEARTBEAT_RULE, ""],
+    )
 }
 
 fn down_state(state: &DeviceEvaluationState) -> Option<Versioned> {
-    state.states.get(&(heartbeat_rule(), String::new())).copied()
+    state
+        .states
+        .get(&(heartbeat_rule(), String::new()))
+        .copied()
 }
 
 /// What one sweep did with its late devices.
@@ -206,7 +212,9 @@ where
         Some(parent_alert) => store.attach_suppressed(parent_alert, &event).await?,
         None => publisher.publish(&event).await?,
     }
-    store.published(&p.tenant, &device.id, &event.event_id).await?;
+    store
+        .published(&p.tenant, &device.id, &event.event_id)
+        .await?;
     Ok(true)
 }
 
@@ -223,7 +231,10 @@ where
     A: AlertPublisher,
 {
     let p = &device.placement;
-    let severity = current.state.firing.unwrap_or_else(|| silence_severity(device));
+    let severity = current
+        .state
+        .firing
+        .unwrap_or_else(|| silence_severity(device));
     let opened = current.state.firing_since_ms.unwrap_or(now);
     let event = heartbeat_event(device, AlertEventKind::Opened, severity, now, opened);
     let change = StateChange {
@@ -248,7 +259,9 @@ where
     }
     info!(tenant_id = %p.tenant, device_id = %device.id, alert_id = %event.alert_id, "suppressed device down released: its parent is back");
     publisher.publish(&event).await?;
-    store.published(&p.tenant, &device.id, &event.event_id).await?;
+    store
+        .published(&p.tenant, &device.id, &event.event_id)
+        .await?;
     Ok(true)
 }
 
@@ -288,10 +301,9 @@ impl Suppression {
                 .is_some_and(|v| v.state.firing.is_some());
             if parent_down {
                 let parent_alert = down_alert_id(tenant, &parent);
-                for e in events
-                    .iter()
-                    .filter(|e| !(e.rule_id == HEARTBEAT_RULE && e.kind == AlertEventKind::Resolved))
-                {
+                for e in events.iter().filter(|e| {
+                    !(e.rule_id == HEARTBEAT_RULE && e.kind == AlertEventKind::Resolved)
+                }) {
                     out.events.insert(e.event_id.clone(), parent_alert.clone());
                 }
             }
@@ -345,7 +357,11 @@ pub async fn after_commit<S: EvaluationStore>(
     if !back_up {
         return Ok(());
     }
-    let children: HashSet<DeviceId> = store.children_of(tenant, device).await?.into_iter().collect();
+    let children: HashSet<DeviceId> = store
+        .children_of(tenant, device)
+        .await?
+        .into_iter()
+        .collect();
     for child in &children {
         store.recheck(tenant, child, now + RELEASE_GRACE_MS).await?;
     }

@@ -136,9 +136,14 @@ where
             checked: entries.len(),
             ..SweepReport::default()
         };
-        let counts =
-            crate::dependency::sweep_late(&self.devices, &self.store, &self.publisher, &entries, now)
-                .await?;
+        let counts = crate::dependency::sweep_late(
+            &self.devices,
+            &self.store,
+            &self.publisher,
+            &entries,
+            now,
+        )
+        .await?;
         report.raised = counts.raised + counts.released;
         report.suppressed = counts.suppressed;
         report.held = counts.held;
@@ -169,10 +174,10 @@ mod tests {
 
     use vigie_domain::clock::ManualClock;
     use vigie_domain::device::DeviceStatus;
-    use vigie_domain::ports::{CommitOutcome, StateChange};
     use vigie_domain::device::{Device, heartbeat_slot};
     use vigie_domain::enrollment::Placement;
     use vigie_domain::ids::{ClientId, DeviceId, EnrollmentTokenId, SiteId, TenantId};
+    use vigie_domain::ports::{CommitOutcome, StateChange};
     use vigie_domain::ports::{DeviceEvaluationState, HeartbeatEntry, SequenceOutcome, Versioned};
     use vigie_domain::protocol::AgentConfig;
     use vigie_domain::signing::DeviceSigningKey;

@@ -172,8 +172,13 @@ impl DynamoDependencies {
     }
 
     /// Records `child`'s alert as attached to `parent_alert_id` (idempotent: keyed by both).
-    pub async fn attach(&self, parent_alert_id: &str, child: &AlertEvent) -> Result<(), StoreError> {
-        let key = TenantKeys::new(&child.tenant_id).suppressed_alert(parent_alert_id, &child.alert_id);
+    pub async fn attach(
+        &self,
+        parent_alert_id: &str,
+        child: &AlertEvent,
+    ) -> Result<(), StoreError> {
+        let key =
+            TenantKeys::new(&child.tenant_id).suppressed_alert(parent_alert_id, &child.alert_id);
         self.client
             .put_item()
             .table_name(&self.table)

@@ -221,17 +221,18 @@ pub fn plan_sweep(
     let mut down: HashMap<&DeviceId, bool> = HashMap::new();
     let mut plan = Vec::with_capacity(order.len());
     for d in order {
-        let parent = d.parent.as_ref().and_then(|p| {
-            match (down.get(p), by_id.get(p), outside.get(p)) {
-                (Some(is_down), Some(late), _) => Some(ParentView {
-                    last_seen_ms: late.last_seen_ms,
-                    due_ms: late.due_ms,
-                    down_open: *is_down,
-                }),
-                (_, _, Some(view)) => Some(*view),
-                _ => None,
-            }
-        });
+        let parent =
+            d.parent
+                .as_ref()
+                .and_then(|p| match (down.get(p), by_id.get(p), outside.get(p)) {
+                    (Some(is_down), Some(late), _) => Some(ParentView {
+                        last_seen_ms: late.last_seen_ms,
+                        due_ms: late.due_ms,
+                        down_open: *is_down,
+                    }),
+                    (_, _, Some(view)) => Some(*view),
+                    _ => None,
+                });
         let parent_down = parent.is_some_and(|p| p.down_open || p.due_ms <= now_ms);
         let action = if d.due_ms > now_ms {
             SweepAction::Skip
@@ -247,8 +248,8 @@ pub fn plan_sweep(
                 Some(p) => decide(d, p, parent, now_ms),
             }
         };
-        let is_down = d.down_open
-            || matches!(action, SweepAction::Raise | SweepAction::Suppress { .. });
+        let is_down =
+            d.down_open || matches!(action, SweepAction::Raise | SweepAction::Suppress { .. });
         down.insert(&d.id, is_down);
         plan.push((d.id.clone(), action));
     }
@@ -309,10 +310,18 @@ mod tests {
         devices.push(late("z-router", None, NOW - 390_000));
         let plan = plan_sweep(&devices, &HashMap::new(), NOW);
         assert_eq!(plan.len(), 31);
-        assert_eq!(plan[0], (id("z-router"), SweepAction::Raise), "parent first");
+        assert_eq!(
+            plan[0],
+            (id("z-router"), SweepAction::Raise),
+            "parent first"
+        );
         let suppressed = plan
             .iter()
-            .filter(|(_, a)| *a == SweepAction::Suppress { parent: id("z-router") })
+            .filter(|(_, a)| {
+                *a == SweepAction::Suppress {
+                    parent: id("z-router"),
+                }
+            })
             .count();
         assert_eq!(suppressed, 30);
     }
@@ -330,17 +339,23 @@ mod tests {
             (
                 "parent down already",
                 Some(view(NOW - 10_000, true)),
-                SweepAction::Suppress { parent: id("router") },
+                SweepAction::Suppress {
+                    parent: id("router"),
+                },
             ),
             (
                 "parent overdue, not raised yet",
                 Some(view(NOW - 350_000, false)),
-                SweepAction::Suppress { parent: id("router") },
+                SweepAction::Suppress {
+                    parent: id("router"),
+                },
             ),
             (
                 "parent silent since about the same time, due soon",
                 Some(view(NOW - 290_000, false)),
-                SweepAction::Hold { until_ms: NOW + 10_000 },
+                SweepAction::Hold {
+                    until_ms: NOW + 10_000,
+                },
             ),
             (
                 "parent heard well after the child went silent",
@@ -364,7 +379,10 @@ mod tests {
         open.down_open = true;
         let early = late("ws", None, NOW - 100_000);
         let plan = plan_sweep(&[open, early], &HashMap::new(), NOW);
-        assert!(plan.iter().all(|(_, a)| *a == SweepAction::Skip), "{plan:?}");
+        assert!(
+            plan.iter().all(|(_, a)| *a == SweepAction::Skip),
+            "{plan:?}"
+        );
     }
 
     #[test]
@@ -381,7 +399,10 @@ mod tests {
             down_open: true,
             ..back
         };
-        for (parent, want) in [(back, SweepAction::Release), (still_down, SweepAction::Skip)] {
+        for (parent, want) in [
+            (back, SweepAction::Release),
+            (still_down, SweepAction::Skip),
+        ] {
             let outside = HashMap::from([(id("router"), parent)]);
             let plan = plan_sweep(std::slice::from_ref(&child), &outside, NOW);
             assert_eq!(plan, vec![(id("pc"), want)]);
@@ -400,7 +421,12 @@ mod tests {
             plan,
             vec![
                 (id("switch"), SweepAction::Raise),
-                (id("host"), SweepAction::Suppress { parent: id("switch") }),
+                (
+                    id("host"),
+                    SweepAction::Suppress {
+                        parent: id("switch")
+                    }
+                ),
                 (id("vm"), SweepAction::Suppress { parent: id("host") }),
             ]
         );
@@ -408,11 +434,7 @@ mod tests {
 
     #[test]
     fn parents_are_checked_for_cycles_depth_and_existence() {
-        let map = DependencyMap::new([
-            (id("b"), id("a")),
-            (id("c"), id("b")),
-            (id("d"), id("c")),
-        ]);
+        let map = DependencyMap::new([(id("b"), id("a")), (id("c"), id("b")), (id("d"), id("c"))]);
         assert_eq!(map.depth(&id("d")), 3);
         assert_eq!(map.height(&id("a")), 3);
         assert_eq!(

@@ -147,11 +147,22 @@ mod tests {
         use FlapVerdict::*;
         assert_eq!(
             verdicts,
-            [Announce, Announce, Announce, Announce, StartsFlapping, Quiet, Quiet]
+            [
+                Announce,
+                Announce,
+                Announce,
+                Announce,
+                StartsFlapping,
+                Quiet,
+                Quiet
+            ]
         );
         // Not yet stable for 15 minutes, then stable: one final event, still open.
         let last = T0 + 12 * MIN;
-        assert_eq!(s.settle(&p, last + 14 * MIN, Some(Severity::Critical)), None);
+        assert_eq!(
+            s.settle(&p, last + 14 * MIN, Some(Severity::Critical)),
+            None
+        );
         assert_eq!(
             s.settle(&p, last + 15 * MIN, Some(Severity::Critical)),
             Some(Settled {

@@ -126,7 +126,10 @@ mod tests {
             let e = numbered(n);
             let a = admit(group.as_ref(), &e, "ops", 30, NOW + at);
             match &a {
-                Admission::Open { group_id, flush_at_ms } => {
+                Admission::Open {
+                    group_id,
+                    flush_at_ms,
+                } => {
                     group = Some(AlertGroup {
                         group_id: group_id.clone(),
                         opened_ms: NOW + at,
@@ -144,12 +147,15 @@ mod tests {
         assert_eq!(first.members.len(), 5);
         assert_eq!(first.flush_at_ms, NOW + 30_000);
         assert!(matches!(admissions[0], Admission::Open { .. }));
-        assert!(admissions[1..]
-            .iter()
-            .all(|a| *a == Admission::Join { group_id: first.group_id.clone() }));
+        assert!(admissions[1..].iter().all(|a| *a
+            == Admission::Join {
+                group_id: first.group_id.clone()
+            }));
         assert_eq!(
             admit(group.as_ref(), &numbered(3), "ops", 30, NOW + 29_500),
-            Admission::Member { group_id: first.group_id.clone() }
+            Admission::Member {
+                group_id: first.group_id.clone()
+            }
         );
         group.as_mut().expect("group").closed = true;
         let sixth = admit(group.as_ref(), &numbered(6), "ops", 30, NOW + 31_000);
@@ -166,7 +172,10 @@ mod tests {
 
     #[test]
     fn a_zero_wait_delivers_at_once_and_waits_are_capped() {
-        assert_eq!(admit(None, &numbered(1), "ops", 0, NOW), Admission::Immediate);
+        assert_eq!(
+            admit(None, &numbered(1), "ops", 0, NOW),
+            Admission::Immediate
+        );
         assert_eq!(
             admit(None, &numbered(1), "ops", 100_000, NOW),
             Admission::Open {
@@ -181,7 +190,10 @@ mod tests {
         let mut r = numbered(2);
         r.kind = AlertEventKind::Resolved;
         assert_eq!(group_title(&[numbered(1)]), "1 alert on site hq (acme)");
-        assert_eq!(group_title(&[r.clone()]), "1 resolved alert on site hq (acme)");
+        assert_eq!(
+            group_title(&[r.clone()]),
+            "1 resolved alert on site hq (acme)"
+        );
         assert_eq!(
             group_title(&[numbered(1), numbered(3), r]),
             "2 alerts and 1 resolved on site hq (acme)"

@@ -10,9 +10,9 @@ pub mod device;
 pub mod directory;
 pub mod enrollment;
 pub mod envelope;
-pub mod flapping;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod flapping;
 pub mod grouping;
 pub mod ids;
 pub mod intake;
