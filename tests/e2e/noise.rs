@@ -229,3 +229,111 @@ async fn a_router_down_with_thirty_devices_behind_it_is_one_notification() {
     let expected: std::collections::BTreeSet<&str> = children.iter().map(|c| c.as_str()).collect();
     assert_eq!(listed, expected);
 }
+
+/// The webhook bodies `sink` received, once `n` arrived (or the wait ran out), and a little
+/// later, so that a surplus one would show.
+async fn bodies(sink: &WebhookSink, n: usize, secs: u64) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while sink.received().len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    sink.received()
+        .iter()
+        .map(|r| {
+            assert!(r.signature_valid);
+            serde_json::from_slice(&r.body).expect("json")
+        })
+        .collect()
+}
+
+async fn webhook_channel(stack: &Stack, tenant: &vigie_domain::ids::TenantId, sink: &WebhookSink) {
+    stack
+        .ports
+        .save_channel(&NotificationChannel {
+            id: ChannelId::parse("noc").expect("id"),
+            tenant_id: tenant.clone(),
+            name: "NOC".into(),
+            kind: ChannelKind::Webhook {
+                url: sink.url(),
+                secret: WebhookSecret::new(SECRET),
+            },
+            filter: ChannelFilter::default(),
+        })
+        .await
+        .expect("channel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_rule_is_announced_once_then_once_more_when_it_settles() {
+    use crate::evaluate::{disk_policy, envelope, evaluator};
+    let stack = Stack::start_pipeline("noise-flap").await;
+    let p = placement("msp-alpha", "acme", "hq");
+    let sink = WebhookSink::start(SECRET, 200).await.expect("sink");
+    webhook_channel(&stack, &p.tenant, &sink).await;
+    stack
+        .ports
+        .policies()
+        .put(&p.tenant, &disk_policy(85.0), now_ms())
+        .await
+        .expect("policy");
+    let evaluator = evaluator(&stack.ports);
+    let device = DeviceId::parse("dev-flappy").expect("id");
+    const MIN: i64 = 60_000;
+    let t0 = now_ms() - 60 * MIN;
+    // Disk at 90 % / 50 % every two minutes: four ordinary transitions, the fifth is
+    // "flapping", two more are quiet; then 91 % for sixteen minutes settles it, still open.
+    let mut samples: Vec<(i64, f64)> = (0..7)
+        .map(|i| (t0 + i * 2 * MIN, if i % 2 == 0 { 90.0 } else { 50.0 }))
+        .collect();
+    let last_change = t0 + 12 * MIN;
+    samples.extend((1..=4).map(|i| (last_change + i * 4 * MIN, 91.0)));
+    let mut kinds = Vec::new();
+    for (seq, (at, used)) in samples.iter().enumerate() {
+        let outcome = evaluator
+            .evaluate(&envelope(&device, seq as u64 + 1, *at, *used))
+            .await
+            .expect("evaluates");
+        kinds.extend(outcome.events.iter().map(|e| e.kind.as_str()));
+    }
+    assert_eq!(
+        kinds,
+        [
+            "opened", "resolved", "opened", "resolved", "flapping", "settled"
+        ],
+        "the evaluator's events"
+    );
+    // Redelivering the last batch changes nothing.
+    let again = evaluator
+        .evaluate(&envelope(&device, 11, samples[10].0, 91.0))
+        .await
+        .expect("evaluates");
+    assert!(again.events.is_empty());
+
+    let got = bodies(&sink, 6, 40).await;
+    let mut delivered: Vec<&str> = got
+        .iter()
+        .filter_map(|b| b["event"]["kind"].as_str())
+        .collect();
+    delivered.sort();
+    assert_eq!(
+        delivered,
+        [
+            "flapping", "opened", "opened", "resolved", "resolved", "settled"
+        ],
+        "one flapping and one settled notification; nothing while it flapped"
+    );
+    let settled = got
+        .iter()
+        .find(|b| b["event"]["kind"] == "settled")
+        .expect("settled");
+    assert_eq!(settled["event"]["severity"], "warning");
+    assert_eq!(settled["event"]["sev"], 2);
+    assert!(
+        settled["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("[Sev 2 · WARNING]"),
+        "{settled}"
+    );
+}

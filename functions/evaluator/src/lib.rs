@@ -15,6 +15,7 @@
 //! A quiet device costs one query per batch and no write.
 
 pub mod dependency;
+pub mod flapping;
 pub mod silence;
 pub mod usage_close;
 
@@ -251,6 +252,15 @@ where
                     read_version: Some(down.version),
                 });
             }
+            let flap_policy = vigie_domain::flapping::FlapPolicy::default();
+            flapping::apply(
+                &flap_policy,
+                envelope,
+                &effective,
+                &stored,
+                &mut events,
+                &mut changes,
+            );
             if changes.is_empty() {
                 return Ok(BatchOutcome {
                     events,

@@ -52,6 +52,13 @@ pub struct FlapState {
     /// Set while an episode lasts: when it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flapping_since_ms: Option<i64>,
+    /// The highest level of the episode: the final event is routed on it, so every channel
+    /// that heard "flapping" hears how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak: Option<Severity>,
+    /// The value of the latest transition, × 1000 (the final event tells it).
+    #[serde(default)]
+    pub value_milli: i64,
 }
 
 /// What to announce for one transition.
@@ -66,11 +73,15 @@ pub enum FlapVerdict {
 }
 
 /// The end of an episode: the state to tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settled {
     pub at_ms: i64,
     /// `None`: resolved; else still open at that severity.
     pub firing: Option<Severity>,
+    /// The episode's highest level and start, and the latest transition's value.
+    pub peak: Option<Severity>,
+    pub since_ms: i64,
+    pub value: f64,
 }
 
 impl FlapState {
@@ -88,11 +99,24 @@ impl FlapState {
         self.recent[MAX_TRANSITIONS - 1]
     }
 
-    /// Records a transition at `at_ms` and says what to announce.
-    pub fn on_transition(&mut self, policy: &FlapPolicy, at_ms: i64) -> FlapVerdict {
+    /// Records a transition at `at_ms` to `level` (caused by `value`) and says what to
+    /// announce.
+    pub fn on_transition(
+        &mut self,
+        policy: &FlapPolicy,
+        at_ms: i64,
+        level: Option<Severity>,
+        value: f64,
+    ) -> FlapVerdict {
         self.recent.rotate_left(1);
         self.recent[MAX_TRANSITIONS - 1] = at_ms;
+        self.value_milli = if value.is_finite() {
+            (value * 1000.0).round() as i64
+        } else {
+            0
+        };
         if self.is_flapping() {
+            self.peak = self.peak.max(level);
             return FlapVerdict::Quiet;
         }
         let n = usize::from(policy.transitions).clamp(2, MAX_TRANSITIONS);
@@ -103,6 +127,7 @@ impl FlapState {
             .count();
         if in_window >= n {
             self.flapping_since_ms = Some(at_ms);
+            self.peak = level;
             FlapVerdict::StartsFlapping
         } else {
             FlapVerdict::Announce
@@ -120,11 +145,15 @@ impl FlapState {
         if !self.is_flapping() || now_ms - self.last_transition_ms() < policy.settle_ms {
             return None;
         }
-        *self = Self::default();
-        Some(Settled {
+        let settled = Settled {
             at_ms: now_ms,
             firing,
-        })
+            peak: self.peak.max(firing),
+            since_ms: self.flapping_since_ms.unwrap_or(now_ms),
+            value: self.value_milli as f64 / 1000.0,
+        };
+        *self = Self::default();
+        Some(settled)
     }
 }
 
@@ -142,7 +171,10 @@ mod tests {
         let p = FlapPolicy::default();
         let mut s = FlapState::default();
         let verdicts: Vec<FlapVerdict> = (0..7)
-            .map(|i| s.on_transition(&p, T0 + i * 2 * MIN))
+            .map(|i| {
+                let level = (i % 2 == 0).then_some(Severity::Critical);
+                s.on_transition(&p, T0 + i * 2 * MIN, level, 96.5)
+            })
             .collect();
         use FlapVerdict::*;
         assert_eq!(
@@ -167,7 +199,10 @@ mod tests {
             s.settle(&p, last + 15 * MIN, Some(Severity::Critical)),
             Some(Settled {
                 at_ms: last + 15 * MIN,
-                firing: Some(Severity::Critical)
+                firing: Some(Severity::Critical),
+                peak: Some(Severity::Critical),
+                since_ms: T0 + 8 * MIN,
+                value: 96.5,
             })
         );
         assert!(!s.is_flapping());
@@ -180,7 +215,7 @@ mod tests {
         let mut s = FlapState::default();
         for i in 0..20 {
             assert_eq!(
-                s.on_transition(&p, T0 + i * 8 * MIN),
+                s.on_transition(&p, T0 + i * 8 * MIN, None, 1.0),
                 FlapVerdict::Announce,
                 "transition {i}"
             );
@@ -229,7 +264,7 @@ mod tests {
                     continue;
                 }
                 truth = next;
-                match s.on_transition(&p, at) {
+                match s.on_transition(&p, at, truth, 1.0) {
                     FlapVerdict::Announce => heard = truth,
                     FlapVerdict::StartsFlapping => {
                         in_episode += 1;
