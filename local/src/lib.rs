@@ -41,6 +41,7 @@ pub type NotifierService = vigie_notifier::service::Notifier<
     vigie_aws::notifications::SqsConsumedQueue,
     SystemClock,
     vigie_aws::email::SesMailer,
+    vigie_aws::groups::DynamoAlertGroups,
 >;
 
 /// The tenant API over the AWS adapters.
@@ -249,7 +250,7 @@ impl LocalRuntime {
             },
         )));
         let notifier = Arc::new(
-            NotifierService::new(
+            vigie_notifier::service::Notifier::new(
                 ports.channels(),
                 ports.deliveries(),
                 ports.notify_queue(),
@@ -259,7 +260,8 @@ impl LocalRuntime {
                 std::time::Duration::from_secs(3),
             )
             .with_channel_ttl(policy_ttl)
-            .with_backoff(options.notify_backoff),
+            .with_backoff(options.notify_backoff)
+            .with_groups(ports.alert_groups()),
         );
         // The silence sweeper on a schedule, as EventBridge would run it.
         let sweeper = vigie_evaluator::silence::SilenceSweeper::new(

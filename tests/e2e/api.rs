@@ -48,6 +48,7 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
             webhook_url: "https://hooks.slack.com/services/T0/B0/secretpart".into(),
         },
         filter: ChannelFilter::default(),
+        group_wait_s: 0,
     };
     stack.ports.save_channel(&channel).await.expect("channel");
     let policies = stack.ports.policies();

@@ -55,6 +55,7 @@ async fn a_router_down_with_thirty_devices_behind_it_is_one_notification() {
                 secret: WebhookSecret::new(SECRET),
             },
             filter: ChannelFilter::default(),
+            group_wait_s: 0,
         })
         .await
         .expect("channel");
@@ -259,6 +260,7 @@ async fn webhook_channel(stack: &Stack, tenant: &vigie_domain::ids::TenantId, si
                 secret: WebhookSecret::new(SECRET),
             },
             filter: ChannelFilter::default(),
+            group_wait_s: 0,
         })
         .await
         .expect("channel");
@@ -335,5 +337,93 @@ async fn a_flapping_rule_is_announced_once_then_once_more_when_it_settles() {
             .unwrap_or("")
             .contains("[Sev 2 · WARNING]"),
         "{settled}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_of_one_site_within_the_wait_are_one_notification() {
+    use crate::evaluate::{disk_policy, envelope, evaluator};
+    let stack = Stack::start_pipeline("noise-group").await;
+    let p = placement("msp-alpha", "acme", "hq");
+    let sink = WebhookSink::start(SECRET, 200).await.expect("sink");
+    let wait_s = 4;
+    stack
+        .ports
+        .save_channel(&NotificationChannel {
+            id: ChannelId::parse("noc").expect("id"),
+            tenant_id: p.tenant.clone(),
+            name: "NOC".into(),
+            kind: ChannelKind::Webhook {
+                url: sink.url(),
+                secret: WebhookSecret::new(SECRET),
+            },
+            filter: ChannelFilter::default(),
+            group_wait_s: wait_s,
+        })
+        .await
+        .expect("channel");
+    stack
+        .ports
+        .policies()
+        .put(&p.tenant, &disk_policy(85.0), now_ms())
+        .await
+        .expect("policy");
+    let evaluator = evaluator(&stack.ports);
+    let opened = |n: usize| {
+        let evaluator = &evaluator;
+        async move {
+            let device = DeviceId::parse(&format!("dev-disk-{n}")).expect("id");
+            let out = evaluator
+                .evaluate(&envelope(&device, 1, now_ms() - 1_000, 90.0))
+                .await
+                .expect("evaluates");
+            assert_eq!(out.events.len(), 1);
+            out.events[0].event_id.clone()
+        }
+    };
+    // Five disks of one site fill up together.
+    let started = Instant::now();
+    let mut first_five = Vec::new();
+    for n in 0..5 {
+        first_five.push(opened(n).await);
+    }
+    let got = bodies(&sink, 1, 30).await;
+    assert_eq!(got.len(), 1, "one notification for five alerts");
+    let alerts: Vec<&str> = got[0]["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter_map(|a| a["event_id"].as_str())
+        .collect();
+    let mut want = first_five.iter().map(String::as_str).collect::<Vec<_>>();
+    want.sort();
+    let mut alerts_sorted = alerts.clone();
+    alerts_sorted.sort();
+    assert_eq!(alerts_sorted, want);
+    assert_eq!(got[0]["group"]["count"], 5);
+    assert_eq!(got[0]["group"]["site_id"], "hq");
+    assert!(
+        got[0]["text"]
+            .as_str()
+            .expect("text")
+            .starts_with("5 alerts on site hq (acme)"),
+        "{}",
+        got[0]["text"]
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(u64::from(wait_s)),
+        "delivered after the wait"
+    );
+    // A sixth after the flush opens the next group: announced on its own.
+    let sixth = opened(5).await;
+    let got = bodies(&sink, 2, 30).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1]["alerts"].as_array().map(Vec::len), Some(1));
+    assert_eq!(got[1]["alerts"][0]["event_id"], json!(sixth));
+    assert_eq!(
+        got[1]["text"]
+            .as_str()
+            .map(|t| t.starts_with("1 alert on site hq")),
+        Some(true)
     );
 }

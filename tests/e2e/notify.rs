@@ -29,6 +29,8 @@ fn webhook(id: &str, url: String, min_severity: Severity) -> NotificationChannel
             min_severity,
             ..ChannelFilter::default()
         },
+        // These tests watch each event's own delivery.
+        group_wait_s: 0,
     }
 }
 
@@ -62,6 +64,7 @@ async fn transitions_reach_the_channels_that_asked_signed_and_once() {
         name: id.to_owned(),
         kind,
         filter: ChannelFilter::default(),
+        group_wait_s: 0,
     };
     for c in [
         chat(
@@ -244,6 +247,7 @@ async fn a_dead_receiver_backs_off_then_dead_letters_while_everyone_else_is_serv
             from: from.to_owned(),
         },
         filter: ChannelFilter::default(),
+        group_wait_s: 0,
     };
     for c in [
         on("msp-dead", webhook("good", good.url(), Severity::Info)),

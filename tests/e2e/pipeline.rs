@@ -75,6 +75,7 @@ async fn the_agents_telemetry_opens_then_resolves_an_alert_end_to_end() {
             secret: WebhookSecret::new("whsec_pipeline_secret_0123"),
         },
         filter: ChannelFilter::default(),
+        group_wait_s: 0,
     };
     stack.ports.save_channel(&channel).await.expect("channel");
     let mut seen = 0;

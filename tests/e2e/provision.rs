@@ -466,6 +466,7 @@ async fn each_tenant_topic_filters_the_notify_queue_on_the_tenants_channels() ->
             clients: vec![ClientId::parse(client).expect("id")],
             ..ChannelFilter::default()
         },
+        group_wait_s: 0,
     };
     ports
         .save_channel(&channel("acme-pager", Severity::Critical, "acme"))

@@ -48,6 +48,7 @@ async fn a_silent_device_goes_down_and_comes_back() {
                 secret: WebhookSecret::new(SECRET),
             },
             filter: ChannelFilter::default(),
+            group_wait_s: 0,
         })
         .await
         .expect("channel");

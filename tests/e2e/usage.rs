@@ -70,6 +70,7 @@ async fn usage_reconciles_with_batches_alerts_and_notifications_counted_once() {
                 secret: WebhookSecret::new(SECRET),
             },
             filter: ChannelFilter::default(),
+            group_wait_s: 0,
         },
         NotificationChannel {
             id: ChannelId::parse("slack-noc").expect("id"),
@@ -79,6 +80,7 @@ async fn usage_reconciles_with_batches_alerts_and_notifications_counted_once() {
                 webhook_url: slack.url(),
             },
             filter: ChannelFilter::default(),
+            group_wait_s: 0,
         },
     ] {
         channel.validate().expect("valid");

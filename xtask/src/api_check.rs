@@ -149,6 +149,7 @@ pub async fn start_seeded(endpoint: &str, prefix: &str) -> anyhow::Result<ApiSta
             webhook_url: "https://hooks.slack.com/services/T0/B0/secretpart".into(),
         },
         filter: ChannelFilter::default(),
+        group_wait_s: 0,
     };
     ports.save_channel(&channel).await?;
     let policies = ports.policies();

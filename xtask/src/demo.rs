@@ -308,6 +308,7 @@ async fn watch(
             secret,
         },
         filter: ChannelFilter::default(),
+        group_wait_s: 0,
     };
     channel.validate()?;
     ports.save_channel(&channel).await?;

@@ -323,6 +323,7 @@ async fn seed(
             secret: WebhookSecret::new(SECRET),
         },
         filter: ChannelFilter::default(),
+        group_wait_s: 0,
     };
     channel.validate()?;
     ports.save_channel(&channel).await?;

@@ -387,6 +387,12 @@ pub(crate) async fn handle<K: Clock>(
                 kind: KindInput,
                 #[serde(default)]
                 filter: ChannelFilter,
+                /// Seconds alerts of one site wait to go out together (0: each at once).
+                #[serde(default = "default_group_wait_s")]
+                group_wait_s: u32,
+            }
+            fn default_group_wait_s() -> u32 {
+                vigie_domain::grouping::DEFAULT_GROUP_WAIT_S
             }
             let id = p.id("channel_id", ChannelId::parse, "channel")?;
             let body: ChannelInput = json_body(request)?;
@@ -396,6 +402,7 @@ pub(crate) async fn handle<K: Clock>(
                 name: body.name,
                 kind: body.kind.into(),
                 filter: body.filter,
+                group_wait_s: body.group_wait_s,
             };
             channel
                 .validate()

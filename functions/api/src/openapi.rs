@@ -206,7 +206,8 @@ fn schemas() -> Map<String, Value> {
             "properties": { "channel_id": id, "name": text,
                 "kind": { "type": "object", "required": ["type"],
                     "properties": { "type": { "enum": ["webhook", "slack", "teams", "email"] } } },
-                "filter": filter }
+                "filter": filter,
+                "group_wait_s": { "type": "integer", "minimum": 0, "maximum": 900 } }
         }),
     );
     // As `NotificationChannel::validate` checks them: https, or http to this machine only.
@@ -217,6 +218,7 @@ fn schemas() -> Map<String, Value> {
     s.insert("ChannelInput".into(), json!({
         "type": "object", "required": ["name", "kind"], "additionalProperties": false,
         "properties": { "name": { "type": "string", "minLength": 1, "pattern": "\\S" },
+            "group_wait_s": { "type": "integer", "minimum": 0, "maximum": 900 },
             "kind": { "oneOf": [
                 { "type": "object", "required": ["type", "url", "secret"], "additionalProperties": false,
                   "properties": { "type": { "const": "webhook" }, "url": url, "secret": { "type": "string", "minLength": 16 } } },

@@ -170,7 +170,7 @@ pub fn channel(c: &NotificationChannel) -> Value {
         },
         ChannelKind::Email { to, from } => KindView::Email { to, from },
     };
-    json!({ "channel_id": c.id, "name": c.name, "kind": kind, "filter": c.filter })
+    json!({ "channel_id": c.id, "name": c.name, "kind": kind, "filter": c.filter, "group_wait_s": c.group_wait_s })
 }
 
 /// An alert: the evaluator's record with the human side of its current episode.

@@ -248,6 +248,7 @@ mod tests {
                 secret: WebhookSecret::new("whsec_test-secret-0123456789"),
             },
             filter: ChannelFilter::default(),
+            group_wait_s: 0,
         }
     }
 

@@ -26,7 +26,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ports.mailer(),
         &console,
         Duration::from_secs(5),
-    );
+    )
+    .with_groups(ports.alert_groups());
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, lambda_runtime::Error>(notifier.handle(event.payload).await)

@@ -404,13 +404,13 @@ fn truncate(s: &str, max_chars: usize) -> String {
 }
 
 /// Slack mrkdwn treats `&`, `<` and `>` as control characters.
-fn slack_escape(s: &str) -> String {
+pub(crate) fn slack_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

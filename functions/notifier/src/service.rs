@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tracing::{Instrument as _, error, info, info_span, warn};
 use vigie_domain::alert::AlertEvent;
 use vigie_domain::clock::Clock;
+use vigie_domain::grouping::{AlertGroups, FlushMessage, NoGrouping};
 use vigie_domain::ids::TenantId;
 use vigie_domain::notification::NotificationChannel;
 use vigie_domain::ports::{
@@ -30,7 +31,7 @@ use vigie_edge::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use crate::deliver::{DeliveryStatus, Notification, deliver, prepare};
 
 /// How long a claim protects an attempt in flight.
-const CLAIM_LEASE_MS: i64 = 60_000;
+pub(crate) const CLAIM_LEASE_MS: i64 = 60_000;
 
 /// How long channels stay cached in a warm function.
 pub const CHANNEL_TTL: Duration = Duration::from_secs(30);
@@ -73,15 +74,17 @@ pub struct EventOutcome {
     pub failed: Vec<String>,
 }
 
-/// The notifier over its ports.
-pub struct Notifier<C, L, Q, K, M> {
+/// The notifier over its ports; `G` keeps alert groups (see [`crate::grouping`]), none by
+/// default.
+pub struct Notifier<C, L, Q, K, M, G = NoGrouping> {
     channels: C,
-    log: L,
+    pub(crate) log: L,
     queue: Q,
-    clock: K,
+    pub(crate) clock: K,
     mailer: M,
+    pub(crate) groups: G,
     backoff: Backoff,
-    console_base: String,
+    pub(crate) console_base: String,
     timeout: Duration,
     channel_ttl: Duration,
     cache: Mutex<HashMap<TenantId, CachedChannels>>,
@@ -90,14 +93,7 @@ pub struct Notifier<C, L, Q, K, M> {
 /// A tenant's channels and when they were read.
 type CachedChannels = (Instant, Arc<Vec<NotificationChannel>>);
 
-impl<C, L, Q, K, M> Notifier<C, L, Q, K, M>
-where
-    C: ChannelStore,
-    L: DeliveryLog,
-    Q: DeadLetters + RetryQueue,
-    K: Clock,
-    M: Mailer,
-{
+impl<C, L, Q, K, M> Notifier<C, L, Q, K, M> {
     /// `queue` is the notify queue (retries) with its dead-letter queue (poison messages).
     pub fn new(
         channels: C,
@@ -114,11 +110,40 @@ where
             queue,
             clock,
             mailer,
+            groups: NoGrouping,
             backoff: Backoff::default(),
             console_base: console_base.to_owned(),
             timeout,
             channel_ttl: CHANNEL_TTL,
             cache: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<C, L, Q, K, M, G> Notifier<C, L, Q, K, M, G>
+where
+    C: ChannelStore,
+    L: DeliveryLog,
+    Q: DeadLetters + RetryQueue,
+    K: Clock,
+    M: Mailer,
+    G: AlertGroups,
+{
+    /// Keeps alert groups in `groups`: channels with a `group_wait_s` get one notification per
+    /// site and wait instead of one per alert.
+    pub fn with_groups<H: AlertGroups>(self, groups: H) -> Notifier<C, L, Q, K, M, H> {
+        Notifier {
+            channels: self.channels,
+            log: self.log,
+            queue: self.queue,
+            clock: self.clock,
+            mailer: self.mailer,
+            groups,
+            backoff: self.backoff,
+            console_base: self.console_base,
+            timeout: self.timeout,
+            channel_ttl: self.channel_ttl,
+            cache: self.cache,
         }
     }
 
@@ -134,7 +159,7 @@ where
         self
     }
 
-    async fn channels_of(
+    pub(crate) async fn channels_of(
         &self,
         tenant: &TenantId,
     ) -> Result<Arc<Vec<NotificationChannel>>, StoreError> {
@@ -157,6 +182,29 @@ where
         for record in event.records {
             let span = info_span!("notification", message_id = %record.message_id);
             let retry = async {
+                let receives = record
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap_or(1);
+                let last = receives >= self.backoff.max_receives;
+                // A group's flush (see `crate::grouping`), else an alert event.
+                let retry = match serde_json::from_str::<FlushMessage>(&record.body) {
+                    Ok(m) => Some(self.flush(&m.group_flush, last).await.unwrap_or_else(|e| {
+                        error!(error = %e, group_id = %m.group_flush.group_id, "group flush failed; retrying later");
+                        true
+                    })),
+                    Err(_) => None,
+                };
+                if let Some(retry) = retry {
+                    if retry {
+                        let delay = if last { 0 } else { self.backoff.delay_s(receives) };
+                        if let Err(e) = self.queue.retry_after(&record.receipt_handle, delay).await {
+                            warn!(error = %e, "could not set the retry delay; the queue's default applies");
+                        }
+                    }
+                    return retry;
+                }
                 let event: AlertEvent = match serde_json::from_str(&record.body) {
                     Ok(e) => e,
                     Err(e) => {
@@ -215,6 +263,12 @@ where
         let mut outcome = EventOutcome::default();
         for channel in channels.iter().filter(|c| c.accepts(event)) {
             let id = channel.id.as_str().to_owned();
+            if channel.group_wait_s > 0 && self.groups.enabled() {
+                if self.offer(channel, event).await? == crate::grouping::Offered::Busy {
+                    outcome.retrying.push(id);
+                }
+                continue;
+            }
             let now = self.clock.now_ms();
             match self
                 .log
@@ -277,7 +331,13 @@ where
         event: &AlertEvent,
         now_s: i64,
     ) -> DeliveryRecord {
-        match prepare(channel, event, &self.console_base, now_s) {
+        self.send(prepare(channel, event, &self.console_base, now_s))
+            .await
+    }
+
+    /// Sends a prepared notification and says how it went.
+    pub(crate) async fn send(&self, notification: Notification) -> DeliveryRecord {
+        match notification {
             Notification::Http(request) => {
                 let timeout = self.timeout;
                 let result = tokio::task::spawn_blocking(move || deliver(&request, timeout)).await;

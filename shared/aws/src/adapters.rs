@@ -261,6 +261,16 @@ impl AwsPorts {
         }
     }
 
+    /// Alert groups of the notifier, and their delayed flush messages on the notify queue.
+    pub fn alert_groups(&self) -> crate::groups::DynamoAlertGroups {
+        crate::groups::DynamoAlertGroups {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+            sqs: self.clients.sqs.clone(),
+            queue_url: self.notify_queue_url.clone(),
+        }
+    }
+
     pub fn mailer(&self) -> SesMailer {
         SesMailer {
             ses: self.clients.ses.clone(),

@@ -12,6 +12,7 @@ pub mod directory;
 pub mod email;
 pub mod enrollment;
 pub mod evaluation;
+pub mod groups;
 pub mod heartbeats;
 pub mod item;
 pub mod metering;

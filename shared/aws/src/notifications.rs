@@ -111,7 +111,8 @@ impl DeliveryLog for DynamoDeliveryLog {
             .table_name(&self.table)
             .set_key(Some(key_of(&key)))
             .update_expression("SET #status = :sending, claimed_until = :until, attempts = if_not_exists(attempts, :zero) + :one, updated_ms = :now")
-            .condition_expression("attribute_not_exists(pk) OR (#status <> :delivered AND #status <> :failed AND claimed_until < :now)")
+            .condition_expression("attribute_not_exists(pk) OR (#status <> :delivered AND #status <> :failed AND #status <> :grouped AND claimed_until < :now)")
+            .expression_attribute_values(":grouped", AttributeValue::S("grouped".into()))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":sending", AttributeValue::S("sending".into()))
             .expression_attribute_values(":delivered", AttributeValue::S("delivered".into()))
@@ -135,7 +136,9 @@ impl DeliveryLog for DynamoDeliveryLog {
             }
             Err(e) if crate::devices::is_conditional_failure(&e) => {
                 match self.get(tenant, event_id, channel).await? {
-                    Some((status, _, _)) if status == "delivered" || status == "failed" => {
+                    Some((status, _, _))
+                        if status == "delivered" || status == "failed" || status == "grouped" =>
+                    {
                         Ok(Claim::Done)
                     }
                     _ => Ok(Claim::Busy),

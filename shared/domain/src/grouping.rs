@@ -8,9 +8,13 @@
 //! channel, so the same event opening "again" names the same group; joining is idempotent
 //! (an event already a member is not added twice); a closed group takes no member.
 
+use std::future::Future;
+
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{AlertEvent, AlertEventKind, derived_id};
+use crate::ids::{SiteId, TenantId};
+use crate::ports::StoreError;
 
 /// Default wait of a channel before its group is flushed.
 pub const DEFAULT_GROUP_WAIT_S: u32 = 30;
@@ -28,6 +32,112 @@ pub struct AlertGroup {
     #[serde(default)]
     pub closed: bool,
     pub members: Vec<AlertEvent>,
+}
+
+/// The message that flushes a group: sent to the notify queue with the channel's wait as its
+/// delay, next to the alert events (told apart by its one key, `group_flush`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlushMessage {
+    pub group_flush: GroupRef,
+}
+
+/// Which group to flush.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRef {
+    pub tenant_id: TenantId,
+    pub channel_id: String,
+    pub group_id: String,
+}
+
+/// The groups of the notifier: stored records, changed only by conditional writes, and the
+/// delayed flush messages.
+pub trait AlertGroups: Send + Sync {
+    /// Whether groups are kept at all: without, every event is delivered at once.
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    /// The current group of (tenant, site, channel), closed or not.
+    fn current(
+        &self,
+        tenant: &TenantId,
+        site: &SiteId,
+        channel: &str,
+    ) -> impl Future<Output = Result<Option<AlertGroup>, StoreError>> + Send;
+
+    /// Creates `group` (with its first member) and makes it the current one of (tenant,
+    /// site, channel), only if the current one is still `replacing`. False when another
+    /// notifier moved first.
+    fn open(
+        &self,
+        tenant: &TenantId,
+        site: &SiteId,
+        channel: &str,
+        group: &AlertGroup,
+        replacing: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Adds `event` to an open group. False when the group is closed or has it already.
+    fn join(
+        &self,
+        tenant: &TenantId,
+        group_id: &str,
+        event: &AlertEvent,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Closes a group (no member joins after this) and answers it as closed, members and all;
+    /// a group closed already is answered as it is (a flush retried after a failed delivery).
+    fn close(
+        &self,
+        tenant: &TenantId,
+        group_id: &str,
+    ) -> impl Future<Output = Result<Option<AlertGroup>, StoreError>> + Send;
+
+    /// Sends the flush message of a group, delivered `delay_s` later.
+    fn schedule_flush(
+        &self,
+        flush: &GroupRef,
+        delay_s: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// No group store: every event is delivered at once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoGrouping;
+
+impl AlertGroups for NoGrouping {
+    fn enabled(&self) -> bool {
+        false
+    }
+    async fn current(
+        &self,
+        _: &TenantId,
+        _: &SiteId,
+        _: &str,
+    ) -> Result<Option<AlertGroup>, StoreError> {
+        Ok(None)
+    }
+    async fn open(
+        &self,
+        _: &TenantId,
+        _: &SiteId,
+        _: &str,
+        _: &AlertGroup,
+        _: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn join(&self, _: &TenantId, _: &str, _: &AlertEvent) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn close(&self, _: &TenantId, _: &str) -> Result<Option<AlertGroup>, StoreError> {
+        Ok(None)
+    }
+    async fn schedule_flush(&self, _: &GroupRef, _: u32) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// What becomes of an event offered to a channel's current group.

@@ -190,6 +190,16 @@ impl<'a> TenantKeys<'a> {
         (self.pk(), format!("SUPPRESSED{SEP}{parent_alert_id}{SEP}"))
     }
 
+    /// A group of alert events waiting to go to one channel as one notification.
+    pub fn alert_group(&self, group_id: &str) -> TableKey {
+        key(self.pk(), format!("GROUP{SEP}{group_id}"))
+    }
+
+    /// Which group is the current one of (site, channel).
+    pub fn current_group(&self, site: &SiteId, channel: &str) -> TableKey {
+        key(self.pk(), format!("GROUPCUR{SEP}{site}{SEP}{channel}"))
+    }
+
     /// The human side (acknowledgement, assignee, comments) of one episode of an alert.
     pub fn alert_work(&self, alert_id: &str, opened_ms: i64) -> TableKey {
         key(

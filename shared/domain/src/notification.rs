@@ -176,6 +176,11 @@ pub enum ChannelInvalid {
     NoRecipient,
     #[error("{0:?} is not an e-mail address")]
     BadAddress(String),
+    #[error(
+        "group_wait_s may not exceed {} seconds",
+        crate::grouping::MAX_GROUP_WAIT_S
+    )]
+    GroupWaitTooLong,
 }
 
 /// One destination of a tenant's notifications.
@@ -187,6 +192,14 @@ pub struct NotificationChannel {
     pub kind: ChannelKind,
     #[serde(default)]
     pub filter: ChannelFilter,
+    /// How long alerts of one site wait to be delivered together as one notification, in
+    /// seconds (0: each alert at once; see [`crate::grouping`]).
+    #[serde(default = "default_group_wait_s")]
+    pub group_wait_s: u32,
+}
+
+fn default_group_wait_s() -> u32 {
+    crate::grouping::DEFAULT_GROUP_WAIT_S
 }
 
 impl NotificationChannel {
@@ -194,6 +207,9 @@ impl NotificationChannel {
     pub fn validate(&self) -> Result<(), ChannelInvalid> {
         if self.name.trim().is_empty() {
             return Err(ChannelInvalid::NoName);
+        }
+        if self.group_wait_s > crate::grouping::MAX_GROUP_WAIT_S {
+            return Err(ChannelInvalid::GroupWaitTooLong);
         }
         match &self.kind {
             ChannelKind::Webhook { url, secret } => {
@@ -373,6 +389,7 @@ mod tests {
                 webhook_url: "https://hooks.slack.com/services/T0/B0/x".into(),
             },
             filter,
+            group_wait_s: 0,
         }
     }
 
