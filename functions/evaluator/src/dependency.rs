@@ -367,3 +367,310 @@ pub async fn after_commit<S: EvaluationStore>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use vigie_domain::enrollment::Placement;
+    use vigie_domain::ids::{ClientId, EnrollmentTokenId, SiteId};
+    use vigie_domain::ports::SequenceOutcome;
+    use vigie_domain::protocol::AgentConfig;
+    use vigie_domain::signing::DeviceSigningKey;
+
+    use super::*;
+
+    const NOW: i64 = 1_790_000_000_000;
+    const HEARTBEAT_MS: i64 = 300_000;
+
+    /// Devices, their "device down" states, parent links, and what left.
+    #[derive(Default)]
+    struct Site {
+        devices: Mutex<HashMap<DeviceId, Device>>,
+        parents: HashMap<DeviceId, DeviceId>,
+        states: Mutex<HashMap<DeviceId, Versioned>>,
+        published: Mutex<Vec<AlertEvent>>,
+        attached: Mutex<Vec<(String, String)>>,
+        rechecks: Mutex<Vec<(DeviceId, i64)>>,
+    }
+
+    impl DeviceRegistry for &Site {
+        async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+            Ok(self.devices.lock().expect("lock").get(id).cloned())
+        }
+        async fn record_batch(
+            &self,
+            _: &Device,
+            _: u64,
+            _: u64,
+            _: i64,
+        ) -> Result<SequenceOutcome, StoreError> {
+            Ok(SequenceOutcome::Recorded)
+        }
+    }
+
+    impl EvaluationStore for &Site {
+        async fn load(
+            &self,
+            _: &TenantId,
+            device: &DeviceId,
+        ) -> Result<DeviceEvaluationState, StoreError> {
+            let mut s = DeviceEvaluationState::default();
+            if let Some(v) = self.states.lock().expect("lock").get(device) {
+                s.states.insert((heartbeat_rule(), String::new()), *v);
+            }
+            Ok(s)
+        }
+        async fn commit(
+            &self,
+            _: &TenantId,
+            device: &DeviceId,
+            changes: &[StateChange],
+            _: &[AlertEvent],
+            _: i64,
+        ) -> Result<CommitOutcome, StoreError> {
+            let mut states = self.states.lock().expect("lock");
+            let current = states.get(device).map(|v| v.version);
+            if current != changes[0].read_version {
+                return Ok(CommitOutcome::Conflict);
+            }
+            let version = current.unwrap_or(0) + 1;
+            states.insert(
+                device.clone(),
+                Versioned {
+                    state: changes[0].state,
+                    version,
+                },
+            );
+            Ok(CommitOutcome::Committed)
+        }
+        async fn published(&self, _: &TenantId, _: &DeviceId, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn parent_of(
+            &self,
+            _: &TenantId,
+            device: &DeviceId,
+        ) -> Result<Option<DeviceId>, StoreError> {
+            Ok(self.parents.get(device).cloned())
+        }
+        async fn children_of(
+            &self,
+            _: &TenantId,
+            device: &DeviceId,
+        ) -> Result<Vec<DeviceId>, StoreError> {
+            Ok(self
+                .parents
+                .iter()
+                .filter(|(_, p)| *p == device)
+                .map(|(c, _)| c.clone())
+                .collect())
+        }
+        async fn attach_suppressed(
+            &self,
+            parent_alert_id: &str,
+            child: &AlertEvent,
+        ) -> Result<(), StoreError> {
+            self.attached
+                .lock()
+                .expect("lock")
+                .push((parent_alert_id.to_owned(), child.device_id.to_string()));
+            Ok(())
+        }
+        async fn recheck(
+            &self,
+            _: &TenantId,
+            device: &DeviceId,
+            at_ms: i64,
+        ) -> Result<(), StoreError> {
+            self.rechecks
+                .lock()
+                .expect("lock")
+                .push((device.clone(), at_ms));
+            Ok(())
+        }
+    }
+
+    impl AlertPublisher for &Site {
+        async fn publish(&self, event: &AlertEvent) -> Result<(), StoreError> {
+            self.published.lock().expect("lock").push(event.clone());
+            Ok(())
+        }
+    }
+
+    fn id(s: &str) -> DeviceId {
+        DeviceId::parse(s).expect("id")
+    }
+
+    fn device(name: &str, last_seen_ms: i64) -> Device {
+        Device {
+            id: id(name),
+            placement: Placement {
+                tenant: TenantId::parse("msp").expect("id"),
+                client: ClientId::parse("acme").expect("id"),
+                site: SiteId::parse("hq").expect("id"),
+            },
+            public_key: DeviceSigningKey::from_bytes(&[7; 32]).public_key(),
+            status: DeviceStatus::Active,
+            hostname: name.into(),
+            os: "Linux".into(),
+            agent_version: "0.1.0".into(),
+            enrolled_ms: 0,
+            enrolled_with: EnrollmentTokenId::parse("et-x").expect("id"),
+            last_seq: 1,
+            last_seen_ms,
+            config: AgentConfig {
+                heartbeat_s: (HEARTBEAT_MS / 1000) as u32,
+                ..AgentConfig::default()
+            },
+            tags: BTreeMap::new(),
+            rate_window_ms: 0,
+            rate_count: 0,
+            heartbeat_slot_ms: 0,
+            usage: Default::default(),
+        }
+    }
+
+    fn entries(names: &[&str]) -> Vec<HeartbeatEntry> {
+        names
+            .iter()
+            .map(|n| HeartbeatEntry {
+                slot_ms: 0,
+                tenant: TenantId::parse("msp").expect("id"),
+                device: id(n),
+            })
+            .collect()
+    }
+
+    fn site(devices: &[(&str, i64)], parents: &[(&str, &str)]) -> Site {
+        Site {
+            devices: Mutex::new(
+                devices
+                    .iter()
+                    .map(|(n, seen)| (id(n), device(n, *seen)))
+                    .collect(),
+            ),
+            parents: parents.iter().map(|(c, p)| (id(c), id(p))).collect(),
+            ..Site::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn children_wait_behind_their_router_and_come_out_if_still_down_after_it() {
+        let s = site(
+            &[
+                ("router", NOW - 400_000),
+                ("pc-1", NOW - 410_000),
+                ("pc-2", NOW - 420_000),
+            ],
+            &[("pc-1", "router"), ("pc-2", "router")],
+        );
+        let s = &s;
+        let tenant = TenantId::parse("msp").expect("id");
+        let counts = sweep_late(&s, &s, &s, &entries(&["pc-2", "pc-1", "router"]), NOW)
+            .await
+            .expect("sweeps");
+        assert_eq!((counts.raised, counts.suppressed), (1, 2));
+        let published = s.published.lock().expect("lock").clone();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].device_id, id("router"));
+        let router_alert = down_alert_id(&tenant, &id("router"));
+        assert_eq!(
+            s.attached
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|(p, _)| *p == router_alert)
+                .count(),
+            2
+        );
+
+        // The router is back (its batch resolved its alert): the children are looked at
+        // again after the grace period.
+        let back = NOW + 60_000;
+        s.states.lock().expect("lock").remove(&id("router"));
+        s.devices
+            .lock()
+            .expect("lock")
+            .insert(id("router"), device("router", back));
+        let resolved = heartbeat_event(
+            &device("router", back),
+            AlertEventKind::Resolved,
+            vigie_domain::alert::Severity::Critical,
+            back,
+            NOW,
+        );
+        after_commit(&s, &tenant, &id("router"), &[resolved], back)
+            .await
+            .expect("rechecks");
+        let mut rechecks = s.rechecks.lock().expect("lock").clone();
+        rechecks.sort();
+        assert_eq!(
+            rechecks,
+            vec![
+                (id("pc-1"), back + RELEASE_GRACE_MS),
+                (id("pc-2"), back + RELEASE_GRACE_MS)
+            ]
+        );
+        // pc-1 came back meanwhile (its batch resolved it, quietly); pc-2 did not.
+        s.states.lock().expect("lock").remove(&id("pc-1"));
+        s.devices
+            .lock()
+            .expect("lock")
+            .insert(id("pc-1"), device("pc-1", back + 30_000));
+        let later = back + RELEASE_GRACE_MS + 10_000;
+        let counts = sweep_late(&s, &s, &s, &entries(&["pc-1", "pc-2"]), later)
+            .await
+            .expect("sweeps");
+        assert_eq!(
+            (counts.released, counts.raised, counts.suppressed),
+            (1, 0, 0)
+        );
+        let published = s.published.lock().expect("lock").clone();
+        assert_eq!(published.len(), 2);
+        assert_eq!(
+            (
+                published[1].device_id.as_str(),
+                published[1].kind,
+                published[1].opened_ms
+            ),
+            ("pc-2", AlertEventKind::Opened, NOW),
+            "raised on its own, open since it went down"
+        );
+        assert!(!s.states.lock().expect("lock")[&id("pc-2")].state.suppressed);
+        // Another sweep changes nothing.
+        let again = sweep_late(&s, &s, &s, &entries(&["pc-2"]), later + 10_000)
+            .await
+            .expect("sweeps");
+        assert_eq!(again, SweepCounts::default());
+    }
+
+    #[tokio::test]
+    async fn a_child_silent_with_its_parent_is_held_until_the_parent_is_due() {
+        // The child's slot passed; its router, heard 20 s later, is not due yet.
+        let s = site(
+            &[("router", NOW - 290_000), ("pc-1", NOW - 310_000)],
+            &[("pc-1", "router")],
+        );
+        let s = &s;
+        let counts = sweep_late(&s, &s, &s, &entries(&["pc-1"]), NOW)
+            .await
+            .expect("sweeps");
+        assert_eq!(counts.held, 1);
+        assert!(s.published.lock().expect("lock").is_empty());
+        assert_eq!(
+            s.rechecks.lock().expect("lock").clone(),
+            vec![(id("pc-1"), NOW - 290_000 + HEARTBEAT_MS)]
+        );
+        // At the router's due time both are late: one notification, the router's.
+        let at = NOW + 20_000;
+        let counts = sweep_late(&s, &s, &s, &entries(&["pc-1", "router"]), at)
+            .await
+            .expect("sweeps");
+        assert_eq!((counts.raised, counts.suppressed), (1, 1));
+        let published = s.published.lock().expect("lock").clone();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].device_id, id("router"));
+    }
+}
