@@ -11,6 +11,12 @@
 //! up on a search path, always with a time limit). Platform-specific parts live behind this
 //! interface so Windows watchers can implement the same trait later.
 
+pub mod accounts;
+pub mod auth;
+pub mod malware;
+pub mod neighbours;
+pub mod smart;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
