@@ -704,7 +704,7 @@ fn learn_logins(known: &mut Vec<KnownLogin>, events: &[EventCount], now_ms: i64)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::watch::Tools;
     use std::io::Write as _;
