@@ -142,7 +142,7 @@ fn uid_min(login_defs: &str) -> u32 {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("UID_MIN"))
         .filter_map(|v| v.trim().parse().ok())
-        .last()
+        .next_back()
         .unwrap_or(1000)
 }
 
@@ -221,10 +221,10 @@ pub fn diff(
                 if !a.admin && b.admin {
                     out.push(event(EventKind::AdminRemoved, user));
                 }
-                if let (Some(x), Some(y)) = (b.changed_day, a.changed_day) {
-                    if x != y {
-                        out.push(event(EventKind::PasswordChanged, user));
-                    }
+                if let (Some(x), Some(y)) = (b.changed_day, a.changed_day)
+                    && x != y
+                {
+                    out.push(event(EventKind::PasswordChanged, user));
                 }
             }
         }
@@ -262,7 +262,9 @@ impl Watcher for AccountsWatcher {
                 return RunStatus::with(state, format!("cannot read /etc/passwd: {e}"));
             }
         };
-        let groups = read("etc/group").map(|t| parse_group(&t)).unwrap_or_default();
+        let groups = read("etc/group")
+            .map(|t| parse_group(&t))
+            .unwrap_or_default();
         let uid_min = read("etc/login.defs").map_or(1000, |t| uid_min(&t));
         let mut status = RunStatus::ok();
         let shadow = match read("etc/shadow") {
@@ -414,7 +416,10 @@ deploy:$6$salt$hash:0:0:99999:7::20000:
         assert_eq!(inv["alice"].state, "active");
         assert_eq!(inv["deploy"].state, "expired");
         assert_eq!(inv["alice"].changed_day, Some(20400));
-        assert_eq!(inv["deploy"].changed_day, None, "0 means: change at next login");
+        assert_eq!(
+            inv["deploy"].changed_day, None,
+            "0 means: change at next login"
+        );
         assert_eq!(uid_min("# x\nUID_MIN\t\t\t 500\n"), 500);
         assert_eq!(uid_min(""), 1000);
         assert!(parse_shadow("a:b").is_empty() && parse_group(":::").is_empty());
@@ -461,7 +466,11 @@ deploy:$6$salt$hash:0:0:99999:7::20000:
                 ("password_changed", "alice"),
             ]
         );
-        assert_eq!(out.findings.len(), 4, "the inventory changed: findings again");
+        assert_eq!(
+            out.findings.len(),
+            4,
+            "the inventory changed: findings again"
+        );
 
         let (_, out) = run(&root, &state, NOW + 600_000 + DAY_MS);
         assert!(out.events.is_empty());

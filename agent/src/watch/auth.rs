@@ -109,7 +109,10 @@ impl Watcher for AuthWatcher {
         if let Err(e) = save(ctx.state_dir, &state_path, &state) {
             status = RunStatus::with(
                 CollectorState::Error,
-                format!("cannot keep the read position in {}: {e}", state_path.display()),
+                format!(
+                    "cannot keep the read position in {}: {e}",
+                    state_path.display()
+                ),
             );
         }
         status
@@ -143,7 +146,10 @@ fn save(dir: &Path, path: &Path, state: &impl Serialize) -> io::Result<()> {
 
 fn read_file_source(path: &Path, state: &mut AuthState) -> io::Result<String> {
     // A log that is now a file again (after a journal-only period) starts a new cursor.
-    let tail = state.log.clone().filter(|t| t.path == path.to_string_lossy());
+    let tail = state
+        .log
+        .clone()
+        .filter(|t| t.path == path.to_string_lossy());
     let (text, next) = read_appended(path, tail.as_ref(), FIRST_RUN_TAIL)?;
     state.log = Some(next);
     state.cursor = None;
@@ -181,7 +187,10 @@ fn read_journal(
         .run(&argv)
         .map_err(|e| RunStatus::with(e.state(), e.to_string()))?;
     if run.timed_out {
-        return Err(RunStatus::with(CollectorState::Error, "journalctl timed out"));
+        return Err(RunStatus::with(
+            CollectorState::Error,
+            "journalctl timed out",
+        ));
     }
     let mut text = String::new();
     for line in run.stdout.lines() {
@@ -248,13 +257,13 @@ pub(crate) fn read_appended(
             }
         }
         Some(t) => {
-            if let Some(rotated) = rotated_copy(path, t.inode) {
-                if let Ok(mut old) = File::open(rotated) {
-                    old.seek(SeekFrom::Start(t.offset))?;
-                    old.take(MAX_READ).read_to_end(&mut text)?;
-                    if text.last().is_some_and(|b| *b != b'\n') {
-                        text.push(b'\n');
-                    }
+            if let Some(rotated) = rotated_copy(path, t.inode)
+                && let Ok(mut old) = File::open(rotated)
+            {
+                old.seek(SeekFrom::Start(t.offset))?;
+                old.take(MAX_READ).read_to_end(&mut text)?;
+                if text.last().is_some_and(|b| *b != b'\n') {
+                    text.push(b'\n');
                 }
             }
             0
@@ -266,7 +275,10 @@ pub(crate) fn read_appended(
     let mut skip = 0;
     if tail.is_none() && start > 0 {
         // Started mid-file: the first line is a fragment.
-        skip = fresh.iter().position(|b| *b == b'\n').map_or(fresh.len(), |i| i + 1);
+        skip = fresh
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(fresh.len(), |i| i + 1);
     }
     let end = fresh.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     let end = end.max(skip);
@@ -358,6 +370,8 @@ pub(crate) fn local_to_unix_ms(
     tm.tm_isdst = -1;
     // SAFETY: `tm` is a valid, exclusively borrowed struct for the duration of the call.
     let secs = unsafe { libc::mktime(&mut tm) };
+    // `time_t` is 32 bits on some targets the agent is built for.
+    #[allow(clippy::useless_conversion)]
     (secs != -1).then(|| i64::from(secs) * 1000)
 }
 
@@ -621,10 +635,8 @@ pub fn count(entries: &[AuthEntry], now_ms: i64) -> Vec<EventCount> {
                 source,
                 invalid_user,
             } => {
-                if *invalid_user {
-                    if let Some(i) = e.pid.and_then(|p| pending_invalid.remove(&p)) {
-                        counted[i] = None;
-                    }
+                if *invalid_user && let Some(i) = e.pid.and_then(|p| pending_invalid.remove(&p)) {
+                    counted[i] = None;
                 }
                 (EventKind::AuthFailure, user.as_str(), source.as_str())
             }
@@ -668,7 +680,11 @@ pub fn count(entries: &[AuthEntry], now_ms: i64) -> Vec<EventCount> {
 
 /// Records the successful logins in `events` as known and returns a `login_new_source`
 /// event for each (user, source) that was not known yet.
-fn learn_logins(known: &mut Vec<KnownLogin>, events: &[EventCount], now_ms: i64) -> Vec<EventCount> {
+fn learn_logins(
+    known: &mut Vec<KnownLogin>,
+    events: &[EventCount],
+    now_ms: i64,
+) -> Vec<EventCount> {
     let mut fresh = Vec::new();
     for e in events.iter().filter(|e| e.kind == EventKind::AuthSuccess) {
         if e.subject == "*" && e.source == "*" {
@@ -718,10 +734,8 @@ pub(crate) mod tests {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "vigie-watch-{name}-{}-{nanos}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("vigie-watch-{name}-{}-{nanos}", std::process::id()));
         fs::create_dir_all(&dir).expect("scratch dir");
         dir
     }
@@ -801,7 +815,9 @@ Nov 21 11:59:50 web1 CRON[5000]: pam_unix(cron:session): session opened for user
         )
         .expect("parses");
         assert_eq!(e.stamp, Stamp::Unix(1_795_256_129_123));
-        assert!(matches!(e.what, AuthWhat::Accepted { ref source, ref method, .. } if source == "2001:db8::7" && method == "password"));
+        assert!(
+            matches!(e.what, AuthWhat::Accepted { ref source, ref method, .. } if source == "2001:db8::7" && method == "password")
+        );
         // journalctl -o short-iso --utc
         let e = parse_line("2026-11-21T10:15:29+0000 web1 sudo[12]:     carol : PWD=/ ; USER=root ; COMMAND=/usr/bin/id")
             .expect("parses");
@@ -814,9 +830,18 @@ Nov 21 11:59:50 web1 CRON[5000]: pam_unix(cron:session): session opened for user
             }
         );
         let lines: Vec<_> = DEBIAN.lines().map(parse_line).collect();
-        assert!(lines[5].is_none(), "sshd's own PAM line is not counted twice");
-        assert!(lines[9].is_none(), "sudo's summary of PAM failures is not counted");
-        assert!(lines[11].is_none(), "sessions are not authentication failures");
+        assert!(
+            lines[5].is_none(),
+            "sshd's own PAM line is not counted twice"
+        );
+        assert!(
+            lines[9].is_none(),
+            "sudo's summary of PAM failures is not counted"
+        );
+        assert!(
+            lines[11].is_none(),
+            "sessions are not authentication failures"
+        );
         assert_eq!(
             lines[8].as_ref().map(|e| &e.what),
             Some(&AuthWhat::PamFailure {
@@ -831,7 +856,14 @@ Nov 21 11:59:50 web1 CRON[5000]: pam_unix(cron:session): session opened for user
                 user: "mallory".into()
             })
         );
-        for odd in ["", "Nov", "Nov 99 99:99:99 h p: x", "2026-13-01T00:00:00Z h sshd: Failed x", "Feb 30 1:2:3 h sshd[x]: Failed  for  from ", "é\u{0}T"] {
+        for odd in [
+            "",
+            "Nov",
+            "Nov 99 99:99:99 h p: x",
+            "2026-13-01T00:00:00Z h sshd: Failed x",
+            "Feb 30 1:2:3 h sshd[x]: Failed  for  from ",
+            "é\u{0}T",
+        ] {
             let _ = parse_line(odd);
         }
     }
@@ -840,7 +872,10 @@ Nov 21 11:59:50 web1 CRON[5000]: pam_unix(cron:session): session opened for user
     fn rfc3339_offsets_and_fractions() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00.5+01:00"), Some(500));
-        assert_eq!(parse_rfc3339("2000-02-29T00:00:00-0130"), Some(951_787_800_000));
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00-0130"),
+            Some(951_787_800_000)
+        );
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00"), None);
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00+1"), None);
     }
@@ -926,13 +961,26 @@ Nov 21 11:59:50 web1 CRON[5000]: pam_unix(cron:session): session opened for user
         assert!(out.is_empty(), "the first run only learns: {out:?}");
 
         append(&log, DEBIAN);
-        append(&log, "Nov 21 11:59:59 web1 sshd[9]: Accepted password for alice from 192.0.2.66 port 9 ssh2\n");
+        append(
+            &log,
+            "Nov 21 11:59:59 web1 sshd[9]: Accepted password for alice from 192.0.2.66 port 9 ssh2\n",
+        );
         append(&log, "Nov 21 11:59:59 web1 sshd[9]: Failed password for ro"); // being written
         let (status, out) = run(&root, &tools, &state);
         assert_eq!(status, RunStatus::ok());
-        assert_eq!(find(&out, EventKind::AuthFailure, "admin").map(|e| e.count), Some(2));
-        assert_eq!(find(&out, EventKind::AuthFailure, "root").map(|e| e.count), Some(1));
-        let news: Vec<_> = out.events.iter().filter(|e| e.kind == EventKind::LoginNewSource).collect();
+        assert_eq!(
+            find(&out, EventKind::AuthFailure, "admin").map(|e| e.count),
+            Some(2)
+        );
+        assert_eq!(
+            find(&out, EventKind::AuthFailure, "root").map(|e| e.count),
+            Some(1)
+        );
+        let news: Vec<_> = out
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::LoginNewSource)
+            .collect();
         assert_eq!(news.len(), 1, "alice from 192.0.2.10 was learnt: {news:?}");
         assert_eq!(news[0].source, "192.0.2.66");
 
@@ -940,24 +988,45 @@ Nov 21 11:59:50 web1 CRON[5000]: pam_unix(cron:session): session opened for user
         append(&log, "ot from 203.0.113.9 port 3 ssh2\n");
         let (_, out) = run(&root, &tools, &state);
         assert_eq!(out.events.len(), 1, "{out:?}");
-        assert_eq!(find(&out, EventKind::AuthFailure, "root").map(|e| e.count), Some(1));
+        assert_eq!(
+            find(&out, EventKind::AuthFailure, "root").map(|e| e.count),
+            Some(1)
+        );
         let (_, out) = run(&root, &tools, &state);
         assert!(out.is_empty());
 
         // Rotation: lines written to the old file after our last read, then a new file.
-        append(&log, "Nov 21 11:59:59 web1 sshd[10]: Failed password for carol from 203.0.113.7 port 3 ssh2\n");
+        append(
+            &log,
+            "Nov 21 11:59:59 web1 sshd[10]: Failed password for carol from 203.0.113.7 port 3 ssh2\n",
+        );
         fs::rename(&log, root.join("var/log/auth.log.1")).expect("rotate");
-        append(&log, "Nov 21 11:59:59 web1 sshd[11]: Failed password for dave from 203.0.113.7 port 3 ssh2\n");
+        append(
+            &log,
+            "Nov 21 11:59:59 web1 sshd[11]: Failed password for dave from 203.0.113.7 port 3 ssh2\n",
+        );
         let (_, out) = run(&root, &tools, &state);
-        assert!(find(&out, EventKind::AuthFailure, "carol").is_some(), "{out:?}");
-        assert!(find(&out, EventKind::AuthFailure, "dave").is_some(), "{out:?}");
+        assert!(
+            find(&out, EventKind::AuthFailure, "carol").is_some(),
+            "{out:?}"
+        );
+        assert!(
+            find(&out, EventKind::AuthFailure, "dave").is_some(),
+            "{out:?}"
+        );
         assert_eq!(out.events.len(), 2);
 
         // copytruncate: the same inode, shorter than where we stopped.
-        fs::write(&log, "Nov 21 11:59:59 web1 sshd[12]: Invalid user eve from 203.0.113.8 port 4\n")
-            .expect("truncate");
+        fs::write(
+            &log,
+            "Nov 21 11:59:59 web1 sshd[12]: Invalid user eve from 203.0.113.8 port 4\n",
+        )
+        .expect("truncate");
         let (_, out) = run(&root, &tools, &state);
-        assert_eq!(find(&out, EventKind::AuthFailure, "eve").map(|e| e.source.as_str()), Some("203.0.113.8"));
+        assert_eq!(
+            find(&out, EventKind::AuthFailure, "eve").map(|e| e.source.as_str()),
+            Some("203.0.113.8")
+        );
         fs::remove_dir_all(&root).ok();
     }
 
@@ -1009,7 +1078,10 @@ Nov 21 11:59:50 web1 CRON[5000]: pam_unix(cron:session): session opened for user
         let (status, out) = run(&root, &tools, &state);
         assert_eq!(status, RunStatus::ok());
         let root_fail = find(&out, EventKind::AuthFailure, "root").expect("failures");
-        assert_eq!((root_fail.count, root_fail.first_ms, root_fail.last_ms), (2, 1_795_261_800_000, 1_795_261_802_000));
+        assert_eq!(
+            (root_fail.count, root_fail.first_ms, root_fail.last_ms),
+            (2, 1_795_261_800_000, 1_795_261_802_000)
+        );
         assert!(find(&out, EventKind::LoginNewSource, "alice").is_none());
         let argv = fs::read_to_string(&args).expect("args");
         let calls: Vec<&str> = argv.lines().collect();

@@ -12,7 +12,6 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::net::IpAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -128,7 +127,10 @@ impl Watcher for NeighboursWatcher {
         if let Err(e) = saved {
             return RunStatus::with(
                 CollectorState::Error,
-                format!("cannot keep known neighbours in {}: {e}", state_path.display()),
+                format!(
+                    "cannot keep known neighbours in {}: {e}",
+                    state_path.display()
+                ),
             );
         }
         status
@@ -222,7 +224,7 @@ mod tests {
     use super::*;
     use crate::watch::Tools;
     use std::os::unix::fs::PermissionsExt as _;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use vigie_domain::protocol::CollectPlan;
 
     const NOW: i64 = 1_795_262_400_000;
@@ -258,7 +260,9 @@ garbage line
     fn proc_arp_and_ip_neigh_parse() {
         let n = parse_proc_arp(ARP);
         assert_eq!(
-            n.iter().map(|n| (n.mac.as_str(), n.ip.to_string())).collect::<Vec<_>>(),
+            n.iter()
+                .map(|n| (n.mac.as_str(), n.ip.to_string()))
+                .collect::<Vec<_>>(),
             [
                 ("aa:bb:cc:00:11:22", "192.168.1.1".to_owned()),
                 ("02:42:ac:11:00:02", "192.168.1.40".to_owned())
@@ -297,8 +301,20 @@ garbage line
         assert_eq!(out.events.len(), 1, "{out:?}");
         let e = &out.events[0];
         assert_eq!(
-            (e.kind, e.subject.as_str(), e.source.as_str(), e.count, e.first_ms),
-            (EventKind::NeighbourNew, "de:ad:be:ef:00:01", "192.168.1.77", 1, NOW + 120_000)
+            (
+                e.kind,
+                e.subject.as_str(),
+                e.source.as_str(),
+                e.count,
+                e.first_ms
+            ),
+            (
+                EventKind::NeighbourNew,
+                "de:ad:be:ef:00:01",
+                "192.168.1.77",
+                1,
+                NOW + 120_000
+            )
         );
 
         // `ip -j neigh` stands in here with the output format of iproute2; an IPv6 address

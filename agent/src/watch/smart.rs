@@ -72,7 +72,10 @@ pub enum DiskReport {
     /// Asleep: not woken, nothing to report this time.
     Standby,
     /// It could not be opened or read; the message, and whether rights were lacking.
-    Unreadable { why: String, permission: bool },
+    Unreadable {
+        why: String,
+        permission: bool,
+    },
 }
 
 /// Reads `smartctl -j -H -A -i` output for `disk`, with the process's exit code.
@@ -100,9 +103,10 @@ pub fn parse_report(disk: &str, json: &str, code: Option<i32>, now_ms: i64) -> D
     let passed = v.pointer("/smart_status/passed").and_then(Value::as_bool);
     // Bit 1: the device could not be opened; nothing else in the report is meaningful.
     if exit & 0b10 != 0 || v.is_null() {
-        let why = messages
-            .first()
-            .map_or_else(|| format!("smartctl exit status {exit}"), |m| (*m).to_owned());
+        let why = messages.first().map_or_else(
+            || format!("smartctl exit status {exit}"),
+            |m| (*m).to_owned(),
+        );
         let permission = why.contains("ermission");
         return DiskReport::Unreadable { why, permission };
     }
@@ -175,7 +179,10 @@ impl Watcher for SmartWatcher {
         };
         let Some(disks) = parse_scan(&scan.stdout) else {
             let why = scan.stderr.lines().next().unwrap_or("no JSON output");
-            return RunStatus::with(CollectorState::Error, format!("smartctl --scan-open: {why}"));
+            return RunStatus::with(
+                CollectorState::Error,
+                format!("smartctl --scan-open: {why}"),
+            );
         };
         if disks.is_empty() {
             return RunStatus::with(CollectorState::NotApplicable, "smartctl sees no disk");
@@ -209,7 +216,9 @@ impl Watcher for SmartWatcher {
                     out.findings.push(Finding::Smart(f));
                 }
                 DiskReport::Standby => read += 1,
-                DiskReport::Unreadable { permission: true, .. } => denied += 1,
+                DiskReport::Unreadable {
+                    permission: true, ..
+                } => denied += 1,
                 DiskReport::Unreadable { why, .. } => failures.push(why),
             }
         }
@@ -352,14 +361,22 @@ mod tests {
         let scan = parse_scan(SCAN).expect("scan");
         assert_eq!(scan.len(), 3);
         assert_eq!(scan[2].kind.as_deref(), Some("nvme"));
-        assert_eq!(parse_scan(r#"{"smartctl":{"exit_status":0}}"#), Some(vec![]));
+        assert_eq!(
+            parse_scan(r#"{"smartctl":{"exit_status":0}}"#),
+            Some(vec![])
+        );
         assert_eq!(parse_scan("garbage"), None);
 
         let DiskReport::Read(sda) = parse_report("sda", SDA, Some(0), NOW) else {
             panic!("sda")
         };
         assert_eq!(
-            (sda.state.as_str(), sda.reallocated_sectors, sda.pending_sectors, sda.temperature_celsius),
+            (
+                sda.state.as_str(),
+                sda.reallocated_sectors,
+                sda.pending_sectors,
+                sda.temperature_celsius
+            ),
             ("passed", Some(0), None, Some(35))
         );
         assert_eq!(sda.model.as_deref(), Some("Samsung SSD 860 EVO 500GB"));
@@ -367,13 +384,20 @@ mod tests {
             panic!("sdb")
         };
         assert_eq!(
-            (sdb.state.as_str(), sdb.reallocated_sectors, sdb.pending_sectors),
+            (
+                sdb.state.as_str(),
+                sdb.reallocated_sectors,
+                sdb.pending_sectors
+            ),
             ("failed", Some(1784), Some(12))
         );
         let DiskReport::Read(nvme) = parse_report("nvme0", NVME, Some(0), NOW) else {
             panic!("nvme")
         };
-        assert_eq!((nvme.state.as_str(), nvme.temperature_celsius), ("passed", Some(41)));
+        assert_eq!(
+            (nvme.state.as_str(), nvme.temperature_celsius),
+            ("passed", Some(41))
+        );
 
         // Exit bit 3 alone marks the disk failing even if the JSON lacks a verdict.
         let no_verdict = SDA.replace(r#""smart_status": {"passed": true},"#, "");
@@ -387,34 +411,58 @@ mod tests {
         assert_eq!(f.state, "unknown");
         assert!(matches!(
             parse_report("sda", DENIED, Some(2), NOW),
-            DiskReport::Unreadable { permission: true, .. }
+            DiskReport::Unreadable {
+                permission: true,
+                ..
+            }
         ));
-        assert_eq!(parse_report("sda", STANDBY, Some(2), NOW), DiskReport::Standby);
+        assert_eq!(
+            parse_report("sda", STANDBY, Some(2), NOW),
+            DiskReport::Standby
+        );
         assert!(matches!(
             parse_report("sda", "", None, NOW),
-            DiskReport::Unreadable { permission: false, .. }
+            DiskReport::Unreadable {
+                permission: false,
+                ..
+            }
         ));
         assert!(matches!(
             parse_report("sda", "[1,", Some(1), NOW),
-            DiskReport::Unreadable { permission: false, .. }
+            DiskReport::Unreadable {
+                permission: false,
+                ..
+            }
         ));
     }
 
     #[test]
     fn every_disk_is_read_through_smartctl() {
         let dir = scratch("smart");
-        let tools = fake_smartctl(&dir, SCAN, &[("sda", SDA, 0), ("sdb", SDB, 88), ("nvme0", NVME, 0)]);
+        let tools = fake_smartctl(
+            &dir,
+            SCAN,
+            &[("sda", SDA, 0), ("sdb", SDB, 88), ("nvme0", NVME, 0)],
+        );
         let (status, out) = run(&tools);
         assert_eq!(status, RunStatus::ok());
-        let states: Vec<(&str, &str)> = out.findings.iter().map(|f| (f.subject(), f.state())).collect();
-        assert_eq!(states, [("sda", "passed"), ("sdb", "failed"), ("nvme0", "passed")]);
+        let states: Vec<(&str, &str)> = out
+            .findings
+            .iter()
+            .map(|f| (f.subject(), f.state()))
+            .collect();
+        assert_eq!(
+            states,
+            [("sda", "passed"), ("sdb", "failed"), ("nvme0", "passed")]
+        );
         fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn permission_denied_standby_and_no_disk() {
         let dir = scratch("smart-perm");
-        let scan = r#"{"devices":[{"name":"/dev/sda","type":"sat"},{"name":"/dev/sdb","type":"sat"}]}"#;
+        let scan =
+            r#"{"devices":[{"name":"/dev/sda","type":"sat"},{"name":"/dev/sdb","type":"sat"}]}"#;
         let tools = fake_smartctl(&dir, scan, &[("sda", DENIED, 2), ("sdb", STANDBY, 2)]);
         let (status, out) = run(&tools);
         assert_eq!(status.state, CollectorState::NoPermission, "{status:?}");
@@ -426,7 +474,11 @@ mod tests {
         assert_eq!(status.state, CollectorState::NoPermission, "{status:?}");
 
         let dir3 = dir.join("three");
-        let (status, _) = run(&fake_smartctl(&dir3, r#"{"smartctl":{"exit_status":0}}"#, &[]));
+        let (status, _) = run(&fake_smartctl(
+            &dir3,
+            r#"{"smartctl":{"exit_status":0}}"#,
+            &[],
+        ));
         assert_eq!(status.state, CollectorState::NotApplicable);
         fs::remove_dir_all(&dir).ok();
     }
@@ -443,7 +495,11 @@ mod tests {
         } else {
             // Whatever the disks (none in a container), the real tool's output is understood.
             assert_ne!(status.state, CollectorState::MissingTool, "{status:?}");
-            assert!(out.findings.iter().all(|f| ["passed", "failed", "unknown"].contains(&f.state())));
+            assert!(
+                out.findings
+                    .iter()
+                    .all(|f| ["passed", "failed", "unknown"].contains(&f.state()))
+            );
         }
         fs::remove_dir_all(&dir).ok();
     }
