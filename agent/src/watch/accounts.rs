@@ -26,6 +26,10 @@ const ADMIN_GROUPS: [&str; 3] = ["sudo", "wheel", "admin"];
 const DAY_MS: i64 = 86_400_000;
 /// Bounds what one inventory may hold (a directory-backed machine may list thousands).
 const MAX_ACCOUNTS: usize = 256;
+/// Events of one run, at most (a directory wipe must not overflow a batch).
+const MAX_EVENTS: usize = 256;
+/// Longest user name kept.
+const MAX_NAME: usize = 128;
 
 /// The `accounts` collector.
 #[derive(Debug, Default)]
@@ -69,7 +73,7 @@ pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
         .filter(|l| !l.starts_with('#') && !l.starts_with('+') && !l.starts_with('-'))
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 7 || f[0].is_empty() {
+            if f.len() < 7 || f[0].is_empty() || f[0].len() > MAX_NAME {
                 return None;
             }
             Some(PasswdEntry {
@@ -297,7 +301,11 @@ impl Watcher for AccountsWatcher {
             Some(s) => (s.accounts != now, ctx.now_ms - s.sent_ms >= DAY_MS),
         };
         if let Some(saved) = &saved {
-            out.events.extend(diff(&saved.accounts, &now, ctx.now_ms));
+            out.events.extend(
+                diff(&saved.accounts, &now, ctx.now_ms)
+                    .into_iter()
+                    .take(MAX_EVENTS),
+            );
         }
         if !(changed || due) {
             return status;

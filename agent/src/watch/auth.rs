@@ -38,6 +38,8 @@ const JOURNAL_ENTRIES: &str = "10000";
 const MAX_KNOWN: usize = 2048;
 /// Distinct (kind, user, source) counters in one run; beyond, counts fold into `*`/`*`.
 const MAX_COUNTERS: usize = 256;
+/// `login_new_source` events in one run; beyond, one more event counts the rest as `*`/`*`.
+const MAX_NEW_SOURCES: usize = 64;
 /// Longest user or source kept (the text comes from whoever connects).
 const MAX_FIELD: usize = 128;
 
@@ -70,7 +72,7 @@ impl Watcher for AuthWatcher {
 
         let log = LOGS.iter().map(|l| ctx.machine(l)).find(|p| p.exists());
         let (text, mut status) = match log {
-            Some(path) => match read_file_source(&path, &mut state) {
+            Some(path) => match read_file_source(&path, &mut state, first_run) {
                 Ok(text) => (text, RunStatus::ok()),
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                     return RunStatus::with(
@@ -701,14 +703,29 @@ fn learn_logins(
                     source: e.source.clone(),
                     last_ms: e.last_ms.min(now_ms),
                 });
-                fresh.push(EventCount {
-                    kind: EventKind::LoginNewSource,
-                    subject: e.subject.clone(),
-                    source: e.source.clone(),
-                    count: 1,
-                    first_ms: e.first_ms,
-                    last_ms: e.first_ms,
-                });
+                if fresh.len() < MAX_NEW_SOURCES {
+                    fresh.push(EventCount {
+                        kind: EventKind::LoginNewSource,
+                        subject: e.subject.clone(),
+                        source: e.source.clone(),
+                        count: 1,
+                        first_ms: e.first_ms,
+                        last_ms: e.first_ms,
+                    });
+                } else if let Some(more) = fresh.get_mut(MAX_NEW_SOURCES) {
+                    more.count += 1;
+                    more.first_ms = more.first_ms.min(e.first_ms);
+                    more.last_ms = more.last_ms.max(e.first_ms);
+                } else {
+                    fresh.push(EventCount {
+                        kind: EventKind::LoginNewSource,
+                        subject: "*".into(),
+                        source: "*".into(),
+                        count: 1,
+                        first_ms: e.first_ms,
+                        last_ms: e.first_ms,
+                    });
+                }
             }
         }
     }
@@ -943,6 +960,30 @@ Nov 21 11:59:50 web1 CRON[5000]: pam_unix(cron:session): session opened for user
         let other = events.iter().find(|e| e.subject == "*").expect("overflow");
         assert_eq!(other.count, 600 - MAX_COUNTERS as u32);
         assert_eq!(events.iter().map(|e| e.count).sum::<u32>(), 600);
+    }
+
+    #[test]
+    fn new_sources_are_bounded_per_run_and_remembered() {
+        let mut known = Vec::new();
+        let successes: Vec<EventCount> = (0..100)
+            .map(|i| EventCount {
+                kind: EventKind::AuthSuccess,
+                subject: "deploy".into(),
+                source: format!("198.51.100.{i}"),
+                count: 1,
+                first_ms: NOW - 100 + i,
+                last_ms: NOW - 100 + i,
+            })
+            .collect();
+        let fresh = learn_logins(&mut known, &successes, NOW);
+        assert_eq!(fresh.len(), MAX_NEW_SOURCES + 1);
+        let rest = fresh.last().expect("rest");
+        assert_eq!(
+            (rest.subject.as_str(), rest.count),
+            ("*", 100 - MAX_NEW_SOURCES as u32)
+        );
+        assert_eq!(known.len(), 100);
+        assert!(learn_logins(&mut known, &successes, NOW).is_empty());
     }
 
     #[test]

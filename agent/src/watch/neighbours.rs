@@ -20,6 +20,8 @@ use vigie_domain::telemetry::{CollectorState, EventCount, EventKind};
 use super::{Observations, RunStatus, WatchContext, Watcher};
 
 const STATE_FILE: &str = "neighbours.json";
+/// `neighbour_new` events in one run; beyond, one `*` event counts the rest.
+const MAX_NEW: usize = 128;
 /// How many pairs are remembered.
 const MAX_KNOWN: usize = 4096;
 
@@ -111,14 +113,26 @@ impl Watcher for NeighboursWatcher {
         let mut known = saved.unwrap_or_default();
         let fresh = remember(&mut known, &seen, ctx.now_ms);
         if !first_run {
-            out.events.extend(fresh.into_iter().map(|n| EventCount {
+            let event = |subject: String, source: String, count| EventCount {
                 kind: EventKind::NeighbourNew,
-                subject: n.mac,
-                source: n.ip.to_string(),
-                count: 1,
+                subject,
+                source,
+                count,
                 first_ms: ctx.now_ms,
                 last_ms: ctx.now_ms,
-            }));
+            };
+            let more = fresh.len().saturating_sub(MAX_NEW);
+            out.events.extend(
+                fresh
+                    .into_iter()
+                    .take(MAX_NEW)
+                    .map(|n| event(n.mac, n.ip.to_string(), 1)),
+            );
+            if more > 0 {
+                // A network scan or a new switch: one event counts the rest.
+                let count = u32::try_from(more).unwrap_or(u32::MAX);
+                out.events.push(event("*".into(), "*".into(), count));
+            }
         }
         let saved = fs::create_dir_all(ctx.state_dir).and_then(|()| {
             let bytes = serde_json::to_vec(&known).map_err(io::Error::other)?;
@@ -334,6 +348,35 @@ garbage line
         assert_eq!(status, RunStatus::ok());
         assert_eq!(out.events.len(), 1, "{out:?}");
         assert_eq!(out.events[0].subject, "02:00:00:00:00:99");
+        fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn a_network_scan_is_bounded_in_events() {
+        let root = scratch("neigh-scan");
+        let state = root.join("state");
+        fs::create_dir_all(root.join("proc/net")).expect("mkdir");
+        fs::write(root.join("proc/net/arp"), ARP).expect("arp");
+        let tools = Tools::on_path([root.join("no-tools")]);
+        run(&root, &tools, &state, NOW);
+        let mut arp = ARP.to_owned();
+        for i in 0..300 {
+            arp.push_str(&format!(
+                "10.1.{}.{}  0x1  0x2  02:00:00:01:{:02x}:{:02x}  *  eth0\n",
+                i / 256,
+                i % 256,
+                i / 256,
+                i % 256
+            ));
+        }
+        fs::write(root.join("proc/net/arp"), arp).expect("arp");
+        let (_, out) = run(&root, &tools, &state, NOW + 60_000);
+        assert_eq!(out.events.len(), MAX_NEW + 1);
+        let rest = out.events.last().expect("rest");
+        assert_eq!(
+            (rest.subject.as_str(), rest.count),
+            ("*", 300 - MAX_NEW as u32)
+        );
         fs::remove_dir_all(&root).ok();
     }
 

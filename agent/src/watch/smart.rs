@@ -146,18 +146,19 @@ pub fn parse_report(disk: &str, json: &str, code: Option<i32>, now_ms: i64) -> D
     })
 }
 
-/// `/dev/sda` → `sda`; `/dev/bus/0` with `megaraid,3` → `bus/0#3` would be ambiguous, so the
-/// device type's index is kept: `0-megaraid,3`.
+/// `/dev/sda` → `sda`. Disks behind one RAID controller share a device path (`/dev/bus/0`),
+/// so their type is kept in the name: `bus/0-megaraid,3`.
 fn disk_name(scanned: &ScannedDisk) -> String {
     let base = scanned
         .name
         .strip_prefix("/dev/")
         .unwrap_or(&scanned.name)
         .to_owned();
-    match scanned.kind.as_deref() {
+    let name = match scanned.kind.as_deref() {
         Some(k) if k.contains(',') => format!("{base}-{k}"),
         _ => base,
-    }
+    };
+    name.chars().take(128).collect()
 }
 
 impl Watcher for SmartWatcher {
