@@ -146,13 +146,15 @@ fn save(dir: &Path, path: &Path, state: &impl Serialize) -> io::Result<()> {
     crate::state::write_atomically(path, &bytes)
 }
 
-fn read_file_source(path: &Path, state: &mut AuthState) -> io::Result<String> {
-    // A log that is now a file again (after a journal-only period) starts a new cursor.
+fn read_file_source(path: &Path, state: &mut AuthState, first_run: bool) -> io::Result<String> {
+    // A log file that replaces the journal or another file is read from its end: what it
+    // already holds was either counted from the old source or is history.
     let tail = state
         .log
         .clone()
         .filter(|t| t.path == path.to_string_lossy());
-    let (text, next) = read_appended(path, tail.as_ref(), FIRST_RUN_TAIL)?;
+    let history = if first_run { FIRST_RUN_TAIL } else { 0 };
+    let (text, next) = read_appended(path, tail.as_ref(), history)?;
     state.log = Some(next);
     state.cursor = None;
     Ok(text)
@@ -1129,6 +1131,22 @@ Nov 21 11:59:50 web1 CRON[5000]: pam_unix(cron:session): session opened for user
         assert!(!calls[0].contains("--after-cursor"), "{argv}");
         assert!(calls[1].contains("--after-cursor=s=abc;i=1"), "{argv}");
         assert!(calls[1].contains("-u ssh -u sshd _COMM=sudo"), "{argv}");
+
+        // rsyslog installed later: the new auth.log's history is not counted, its new lines are.
+        let log = root.join("var/log/auth.log");
+        append(
+            &log,
+            "Nov 21 11:00:00 web1 sshd[5]: Failed password for old from 203.0.113.1 port 1 ssh2\n",
+        );
+        let (_, out) = run(&root, &tools, &state);
+        assert!(out.is_empty(), "{out:?}");
+        append(
+            &log,
+            "Nov 21 11:59:00 web1 sshd[6]: Failed password for new from 203.0.113.1 port 1 ssh2\n",
+        );
+        let (_, out) = run(&root, &tools, &state);
+        assert_eq!(out.events.len(), 1, "{out:?}");
+        assert!(find(&out, EventKind::AuthFailure, "new").is_some());
         fs::remove_dir_all(&root).ok();
     }
 
