@@ -257,9 +257,18 @@ where
                     read_version: Some(down.version),
                 });
             }
-            let last_sample = envelope.batch.sample_time(envelope.batch.len().wrapping_sub(1));
+            let last_sample = envelope
+                .batch
+                .sample_time(envelope.batch.len().wrapping_sub(1));
             let target = maintenance::Target::of_envelope(envelope);
-            maintenance::apply(&windows, target, &stored, &mut events, &mut changes, last_sample);
+            maintenance::apply(
+                &windows,
+                target,
+                &stored,
+                &mut events,
+                &mut changes,
+                last_sample,
+            );
             if changes.is_empty() {
                 return Ok(BatchOutcome {
                     events,

@@ -8,18 +8,18 @@
 //! but not raised, and its heartbeat entry is put back in the slot of the window's end, so the
 //! sweep that follows the end raises it once — with the real start — if it is still silent.
 
+use std::collections::HashMap;
 use tracing::{info, warn};
 use vigie_domain::alert::{AlertEvent, AlertEventKind, AlertFamily, Severity, derived_id};
 use vigie_domain::clock::Clock;
 use vigie_domain::device::{Device, DeviceStatus, HEARTBEAT_SLOT_MS};
 use vigie_domain::policy::RuleId;
-use std::collections::HashMap;
 
 use vigie_calendar::MaintenanceWindow;
 use vigie_domain::ids::TenantId;
 use vigie_domain::ports::{
-    AlertPublisher, CommitOutcome, DeviceRegistry, EvaluationStore, HeartbeatEntry,
-    HeartbeatIndex, StateChange, StoreError, WindowStore,
+    AlertPublisher, CommitOutcome, DeviceRegistry, EvaluationStore, HeartbeatEntry, HeartbeatIndex,
+    StateChange, StoreError, WindowStore,
 };
 
 use crate::maintenance;
@@ -196,7 +196,14 @@ where
         if current.is_some_and(|v| v.state.firing.is_some()) {
             // Open already; if a window holds it back, it may be due now.
             let (mut events, mut changes) = (Vec::new(), Vec::new());
-            maintenance::apply(windows, target, &stored, &mut events, &mut changes, Some(now));
+            maintenance::apply(
+                windows,
+                target,
+                &stored,
+                &mut events,
+                &mut changes,
+                Some(now),
+            );
             let held = stored
                 .held
                 .values()
@@ -223,7 +230,14 @@ where
             read_version: current.map(|v| v.version),
         };
         let (mut events, mut changes) = (vec![event], vec![change]);
-        maintenance::apply(windows, target, &stored, &mut events, &mut changes, Some(now));
+        maintenance::apply(
+            windows,
+            target,
+            &stored,
+            &mut events,
+            &mut changes,
+            Some(now),
+        );
         self.commit_held(device, &events, &changes, None, now).await
     }
 
@@ -334,6 +348,15 @@ mod tests {
         }
     }
 
+    impl WindowStore for &Fleet {
+        async fn windows<W: serde::de::DeserializeOwned + Send>(
+            &self,
+            _: &TenantId,
+        ) -> Result<Vec<W>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
     impl EvaluationStore for &Fleet {
         async fn load(
             &self,
@@ -393,6 +416,14 @@ mod tests {
         async fn remove(&self, entry: &HeartbeatEntry) -> Result<(), StoreError> {
             if let Some(v) = self.slots.lock().expect("lock").get_mut(&entry.slot_ms) {
                 v.retain(|e| e != entry);
+            }
+            Ok(())
+        }
+        async fn schedule(&self, entry: &HeartbeatEntry) -> Result<(), StoreError> {
+            let mut slots = self.slots.lock().expect("lock");
+            let slot = slots.entry(entry.slot_ms).or_default();
+            if !slot.contains(entry) {
+                slot.push(entry.clone());
             }
             Ok(())
         }
