@@ -1652,4 +1652,3 @@ fn local_text(cal: &vigie_calendar::LocalCalendar, ms: i64) -> String {
     let a = offset_min.abs();
     format!("{d}T{t}{sign}{:02}:{:02}", a / 60, a % 60)
 }
-
