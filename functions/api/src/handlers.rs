@@ -1398,34 +1398,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_channel_kind_refuses_unknown_fields() {
-        let kind = |v: Value| serde_json::from_value::<KindInput>(v).map(ChannelKind::from);
-        assert!(matches!(
-            kind(json!({ "type": "slack", "webhook_url": "https://hooks.slack.com/x" })),
-            Ok(ChannelKind::Slack { .. })
-        ));
-        assert!(
-            kind(json!({ "type": "email", "to": ["a@b.c"], "from": "n@b.c", "x": 1 })).is_err()
-        );
-    }
-
-    #[test]
-    fn queries_decode() {
-        let q = parse_query("client_id=acme&label=a%20b+c&x=%zz&limit=");
-        assert_eq!(q["client_id"], "acme");
-        assert_eq!(q["label"], "a b c");
-        assert_eq!(q["x"], "%zz");
-        assert_eq!(q["limit"], "");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%41"), "A");
-    }
-}
-
 /// Maintenance windows: MSP admins and technicians write them; a caller limited to some client
 /// companies (a client viewer, a limited technician) reaches only windows whose scope is one
 /// of its companies, a site or a device of them — or the whole tenant (read only: it covers
@@ -1651,4 +1623,32 @@ fn local_text(cal: &vigie_calendar::LocalCalendar, ms: i64) -> String {
     let sign = if offset_min < 0 { '-' } else { '+' };
     let a = offset_min.abs();
     format!("{d}T{t}{sign}{:02}:{:02}", a / 60, a % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_kind_refuses_unknown_fields() {
+        let kind = |v: Value| serde_json::from_value::<KindInput>(v).map(ChannelKind::from);
+        assert!(matches!(
+            kind(json!({ "type": "slack", "webhook_url": "https://hooks.slack.com/x" })),
+            Ok(ChannelKind::Slack { .. })
+        ));
+        assert!(
+            kind(json!({ "type": "email", "to": ["a@b.c"], "from": "n@b.c", "x": 1 })).is_err()
+        );
+    }
+
+    #[test]
+    fn queries_decode() {
+        let q = parse_query("client_id=acme&label=a%20b+c&x=%zz&limit=");
+        assert_eq!(q["client_id"], "acme");
+        assert_eq!(q["label"], "a b c");
+        assert_eq!(q["x"], "%zz");
+        assert_eq!(q["limit"], "");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%41"), "A");
+    }
 }

@@ -231,6 +231,18 @@ pub fn invitation(i: &vigie_auth::Invitation, now_ms: i64) -> Value {
     })
 }
 
+/// A maintenance window as the API shows it: the stored document.
+pub fn window(w: &vigie_calendar::MaintenanceWindow) -> Value {
+    json!({
+        "window_id": w.id,
+        "name": w.name,
+        "scope": w.scope,
+        "time_zone": w.time_zone,
+        "schedule": w.schedule,
+        "suppress": w.suppress,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,16 +263,4 @@ mod tests {
             "https://hooks.slack.com/…part"
         );
     }
-}
-
-/// A maintenance window as the API shows it: the stored document.
-pub fn window(w: &vigie_calendar::MaintenanceWindow) -> Value {
-    json!({
-        "window_id": w.id,
-        "name": w.name,
-        "scope": w.scope,
-        "time_zone": w.time_zone,
-        "schedule": w.schedule,
-        "suppress": w.suppress,
-    })
 }
