@@ -128,6 +128,24 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         removed_ms: None,
     };
     stack.ports.users().put_user(&user).await.expect("store");
+    // A maintenance window of the client company.
+    let window_id = format!("mw-{client}");
+    let window = crate::windows::window_for(
+        &p.tenant,
+        &window_id,
+        vigie_domain::policy::Scope::Client {
+            client: p.client.clone(),
+        },
+        "Europe/Paris",
+        crate::windows::weekly_sunday_schedule(),
+        true,
+    );
+    stack
+        .ports
+        .windows()
+        .put(&p.tenant, &window_id, &window, now_ms())
+        .await
+        .expect("window");
     let params = BTreeMap::from([
         ("tenant_id", tenant.to_owned()),
         ("client_id", client.to_owned()),
@@ -141,6 +159,7 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         ("key_id", api_key.key_id.as_str().to_owned()),
         ("user_id", user.user_id.clone()),
         ("invitation_id", invite.invitation_id.clone()),
+        ("window_id", window_id),
     ]);
     Objects {
         tenant: p.tenant,
@@ -185,6 +204,13 @@ fn body_for(operation: Operation) -> Vec<u8> {
         Operation::AcceptInvitation => json!({ "code": "inv_inv-nothing_x" }),
         Operation::CommentAlert => json!({ "text": "looking" }),
         Operation::PutPolicy => json!({ "rules": [] }),
+        Operation::PutWindow => json!({
+            "name": "Patch night",
+            "scope": { "level": "tenant" },
+            "time_zone": "Europe/Paris",
+            "schedule": { "type": "once", "start": "2026-03-29T01:30", "end": "2026-03-29T04:00" },
+            "suppress": { "notifications": true, "alerts": false }
+        }),
         Operation::PutChannel => json!({
             "name": "changed",
             "kind": { "type": "teams", "webhook_url": "https://example.webhook.office.com/x" }
@@ -213,7 +239,7 @@ async fn call(stack: &Stack, route: &Route, path: &str, bearer: Option<&str>) ->
     .await
 }
 
-async fn api_stack(test: &str, own: &OwnIssuer) -> Stack {
+pub(crate) async fn api_stack(test: &str, own: &OwnIssuer) -> Stack {
     let (clients, names, provisioned) = vigie_tests::provisioned(test).await;
     let ports = vigie_aws::adapters::AwsPorts::connect(clients, names)
         .await
@@ -238,14 +264,19 @@ async fn api_stack(test: &str, own: &OwnIssuer) -> Stack {
 }
 
 /// A fresh issuer with the local API's issuer name and audience.
-fn local_issuer() -> OwnIssuer {
+pub(crate) fn local_issuer() -> OwnIssuer {
     OwnIssuer::generate(
         vigie_api::config::DEFAULT_ISSUER,
         vigie_api::config::DEFAULT_AUDIENCE,
     )
 }
 
-fn mint(own: &OwnIssuer, role: Role, tenant: Option<&TenantId>, client: Option<&str>) -> String {
+pub(crate) fn mint(
+    own: &OwnIssuer,
+    role: Role,
+    tenant: Option<&TenantId>,
+    client: Option<&str>,
+) -> String {
     let grant = Grant::new(
         format!("user-{}", role.as_str()),
         role,
@@ -317,7 +348,10 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
             if route.realm != Realm::Tenant || !has_objects {
                 continue;
             }
-            if route.operation == Operation::PutChannel {
+            if matches!(
+                route.operation,
+                Operation::PutChannel | Operation::PutWindow
+            ) {
                 // An upsert into the caller's own tenant: checked after the matrix.
                 continue;
             }
@@ -352,7 +386,7 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
             );
             // 4. A client viewer and another client company of its own tenant.
             if caller.role == Role::ClientViewer
-                && ["{client_id}", "{device_id}", "{alert_id}"]
+                && ["{client_id}", "{device_id}", "{alert_id}", "{window_id}"]
                     .iter()
                     .any(|p| route.path.contains(p))
             {
@@ -490,7 +524,13 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
     assert_eq!(jwks.json["keys"][0]["kty"], "OKP");
 }
 
-async fn as_user(stack: &Stack, token: &str, method: &str, path: &str, body: Value) -> Answer {
+pub(crate) async fn as_user(
+    stack: &Stack,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> Answer {
     send(
         method,
         format!("{}{path}", stack.url()),

@@ -11,3 +11,4 @@ mod provision;
 mod silence;
 mod stack;
 mod usage;
+mod windows;

@@ -157,6 +157,10 @@ pub fn alert(record: &Value, work: &vigie_domain::workflow::AlertWork) -> Value 
     let mut view = record.clone();
     let measured_resolved = record["status"] == "resolved";
     view["status"] = json!(work.status(measured_resolved));
+    if record["status"] == "suppressed" {
+        // Held back by a maintenance window: known, never raised (see the evaluator).
+        view["status"] = json!("suppressed");
+    }
     view["acknowledged"] = json!(work.acknowledged);
     view["assignee"] = json!(work.assignee);
     view["assigned"] = json!(work.assigned);
@@ -224,6 +228,18 @@ pub fn invitation(i: &vigie_auth::Invitation, now_ms: i64) -> Value {
         "expires_ms": i.expires_ms,
         "invited_by": i.invited_by,
         "state": state,
+    })
+}
+
+/// A maintenance window as the API shows it: the stored document.
+pub fn window(w: &vigie_calendar::MaintenanceWindow) -> Value {
+    json!({
+        "window_id": w.id,
+        "name": w.name,
+        "scope": w.scope,
+        "time_zone": w.time_zone,
+        "schedule": w.schedule,
+        "suppress": w.suppress,
     })
 }
 

@@ -14,6 +14,7 @@
 //!
 //! A quiet device costs one query per batch and no write.
 
+pub mod maintenance;
 pub mod silence;
 pub mod usage_close;
 
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{Instrument as _, error, info, info_span, warn};
+use vigie_calendar::MaintenanceWindow;
 use vigie_domain::alert::{AlertEvent, AlertEventKind, Severity, derived_id};
 use vigie_domain::clock::Clock;
 use vigie_domain::envelope::{BatchEnvelope, IntakeMessage};
@@ -29,7 +31,7 @@ use vigie_domain::ids::TenantId;
 use vigie_domain::policy::{EffectivePolicy, Policy, RuleTransition};
 use vigie_domain::ports::{
     AlertPublisher, CommitOutcome, EvaluationStore, IntakeSource, PolicyStore, StateChange,
-    StoreError,
+    StoreError, WindowStore,
 };
 use vigie_domain::rules::RuleState;
 use vigie_edge::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -74,12 +76,14 @@ pub struct Evaluator<P, S, A, I, C> {
     cache: Mutex<HashMap<TenantId, CachedPolicies>>,
 }
 
-/// A tenant's policies and when they were read.
-type CachedPolicies = (Instant, Arc<Vec<Policy>>);
+/// A tenant's policies and maintenance windows, and when they were read.
+type TenantRules = (Arc<Vec<Policy>>, Arc<Vec<MaintenanceWindow>>);
+
+type CachedPolicies = (Instant, Arc<Vec<Policy>>, Arc<Vec<MaintenanceWindow>>);
 
 impl<P, S, A, I, C> Evaluator<P, S, A, I, C>
 where
-    P: PolicyStore,
+    P: PolicyStore + WindowStore,
     S: EvaluationStore,
     A: AlertPublisher,
     I: IntakeSource,
@@ -110,18 +114,21 @@ where
         }
     }
 
-    async fn policies_of(&self, tenant: &TenantId) -> Result<Arc<Vec<Policy>>, StoreError> {
+    /// The tenant's policies and maintenance windows, cached together.
+    async fn policies_of(&self, tenant: &TenantId) -> Result<TenantRules, StoreError> {
         if let Ok(cache) = self.cache.lock()
-            && let Some((at, p)) = cache.get(tenant)
+            && let Some((at, p, w)) = cache.get(tenant)
             && at.elapsed() < self.policy_ttl
         {
-            return Ok(Arc::clone(p));
+            return Ok((Arc::clone(p), Arc::clone(w)));
         }
         let fresh = Arc::new(self.policies.policies(tenant).await?);
+        let windows = Arc::new(self.policies.windows(tenant).await?);
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(tenant.clone(), (Instant::now(), Arc::clone(&fresh)));
+            let entry = (Instant::now(), Arc::clone(&fresh), Arc::clone(&windows));
+            cache.insert(tenant.clone(), entry);
         }
-        Ok(fresh)
+        Ok((fresh, windows))
     }
 
     /// Handles one SQS event the way a Lambda event source mapping delivers it, reporting
@@ -181,7 +188,7 @@ where
     pub async fn evaluate(&self, envelope: &BatchEnvelope) -> Result<BatchOutcome, EvaluateError> {
         let tenant = &envelope.tenant_id;
         let device = &envelope.device_id;
-        let policies = self.policies_of(tenant).await?;
+        let (policies, windows) = self.policies_of(tenant).await?;
         let effective = EffectivePolicy::for_device(
             policies.iter(),
             device,
@@ -250,6 +257,18 @@ where
                     read_version: Some(down.version),
                 });
             }
+            let last_sample = envelope
+                .batch
+                .sample_time(envelope.batch.len().wrapping_sub(1));
+            let target = maintenance::Target::of_envelope(envelope);
+            maintenance::apply(
+                &windows,
+                target,
+                &stored,
+                &mut events,
+                &mut changes,
+                last_sample,
+            );
             if changes.is_empty() {
                 return Ok(BatchOutcome {
                     events,
@@ -279,7 +298,9 @@ where
                             "alert {}",
                             event.kind.as_str()
                         );
-                        self.publish(tenant, event).await?;
+                        if maintenance::published(event) {
+                            self.publish(tenant, event).await?;
+                        }
                     }
                     return Ok(BatchOutcome {
                         events,
@@ -362,6 +383,7 @@ fn alert_event(
         threshold: level.map_or(0.0, |l| l.threshold),
         at_ms: t.transition.at_ms,
         opened_ms,
+        maintenance: None,
     })
 }
 
@@ -405,5 +427,6 @@ fn back_up_event(envelope: &BatchEnvelope, down: RuleState, at_ms: i64) -> Alert
         threshold: 0.0,
         at_ms,
         opened_ms: down.firing_since_ms.unwrap_or(at_ms),
+        maintenance: None,
     }
 }

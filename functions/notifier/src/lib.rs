@@ -44,6 +44,7 @@
 /// Channels live in the domain (storage and the API need them too).
 pub use vigie_domain::notification as channel;
 pub mod deliver;
+pub mod maintenance;
 pub mod render;
 pub mod service;
 pub mod sign;

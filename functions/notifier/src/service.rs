@@ -71,6 +71,8 @@ pub struct EventOutcome {
     pub delivered: Vec<String>,
     pub retrying: Vec<String>,
     pub failed: Vec<String>,
+    /// Channels not sent to because of a maintenance window.
+    pub suppressed: Vec<String>,
 }
 
 /// The notifier over its ports.
@@ -227,7 +229,10 @@ where
                     continue;
                 }
                 Claim::Claimed { attempt } => {
-                    let mut record = self.attempt(channel, event, now / 1000).await;
+                    let mut record = match crate::maintenance::suppressed(event) {
+                        Some(record) => record,
+                        None => self.attempt(channel, event, now / 1000).await,
+                    };
                     if last && record.status == "retrying" {
                         record.status = "exhausted";
                         record.detail = format!(
@@ -261,6 +266,9 @@ where
                         .await?;
                     match record.status {
                         "delivered" => outcome.delivered.push(id),
+                        vigie_domain::maintenance::SUPPRESSED_MAINTENANCE => {
+                            outcome.suppressed.push(id)
+                        }
                         "failed" => outcome.failed.push(id),
                         // Still reported for retry, so SQS moves the message to the DLQ.
                         _ => outcome.retrying.push(id),

@@ -166,9 +166,17 @@ pub struct AlertEvent {
     /// When the transition happened (the sample's time) and when the alert opened, Unix ms.
     pub at_ms: i64,
     pub opened_ms: i64,
+    /// Set when a maintenance window decided about this event (see [`crate::maintenance`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::MaintenanceNote>,
 }
 
 impl AlertEvent {
+    /// The maintenance effect on this event, if any.
+    pub fn maintenance_effect(&self) -> Option<crate::maintenance::MaintenanceEffect> {
+        self.maintenance.as_ref().map(|n| n.effect)
+    }
+
     /// The severity notifications are routed on: the higher of the new and the previous one,
     /// so a channel that asked for critical alerts also hears that one stepped down or ended.
     pub fn routing_severity(&self) -> Severity {

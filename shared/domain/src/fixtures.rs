@@ -37,5 +37,6 @@ pub fn event(kind: AlertEventKind) -> AlertEvent {
         threshold,
         at_ms: OPENED_MS + after_min * MINUTE_MS,
         opened_ms: OPENED_MS,
+        maintenance: None,
     }
 }

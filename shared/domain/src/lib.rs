@@ -14,6 +14,7 @@ pub mod fixtures;
 pub mod ids;
 pub mod intake;
 pub mod keys;
+pub mod maintenance;
 pub mod notification;
 pub mod policy;
 pub mod ports;
