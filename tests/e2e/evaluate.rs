@@ -37,12 +37,12 @@ pub(crate) fn evaluator(ports: &AwsPorts) -> AwsEvaluator {
 pub(crate) fn disk_policy(warn: f64) -> Policy {
     Policy {
         scope: Scope::Tenant,
-        rules: vec![Rule {
-            id: RuleId::parse("disk-used").expect("id"),
-            family: AlertFamily::Resources,
-            metric: Metric::FilesystemUsedPct,
-            subject: None,
-            threshold: Threshold {
+        rules: vec![Rule::threshold(
+            RuleId::parse("disk-used").expect("id"),
+            AlertFamily::Resources,
+            Metric::FilesystemUsedPct,
+            None,
+            Threshold {
                 direction: Direction::Above,
                 warning: Some(Level {
                     threshold: warn,
@@ -55,8 +55,7 @@ pub(crate) fn disk_policy(warn: f64) -> Policy {
                 hysteresis: 2.0,
                 max_gap_s: 600,
             },
-            enabled: true,
-        }],
+        )],
     }
 }
 

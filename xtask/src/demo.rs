@@ -488,12 +488,12 @@ fn root_filesystem() -> (String, f64) {
 fn disk_policy(scope: Scope, mount: &str, warn: f64) -> anyhow::Result<Policy> {
     Ok(Policy {
         scope,
-        rules: vec![Rule {
-            id: RuleId::parse("demo-disk")?,
-            family: AlertFamily::Resources,
-            metric: Metric::FilesystemUsedPct,
-            subject: Some(mount.to_owned()),
-            threshold: Threshold {
+        rules: vec![Rule::threshold(
+            RuleId::parse("demo-disk")?,
+            AlertFamily::Resources,
+            Metric::FilesystemUsedPct,
+            Some(mount.to_owned()),
+            Threshold {
                 direction: Direction::Above,
                 warning: Some(Level {
                     threshold: warn,
@@ -503,8 +503,7 @@ fn disk_policy(scope: Scope, mount: &str, warn: f64) -> anyhow::Result<Policy> {
                 hysteresis: 0.5,
                 max_gap_s: 600,
             },
-            enabled: true,
-        }],
+        )],
     })
 }
 

@@ -956,6 +956,7 @@ async fn test_notification<K: Clock>(
         threshold: 0.0,
         at_ms: now,
         opened_ms: now,
+        detail: None,
     };
     match prepare(channel, &event, &api.console_base, now / 1000) {
         Notification::Http(request) => {

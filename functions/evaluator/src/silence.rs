@@ -84,6 +84,7 @@ pub fn heartbeat_event(
         threshold: f64::from(device.config.heartbeat_s),
         at_ms,
         opened_ms,
+        detail: None,
     }
 }
 

@@ -8,7 +8,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vigie_domain::alert::AlertFamily;
 use vigie_domain::ids::{ClientId, DeviceId, SiteId};
 use vigie_domain::policy::{EffectivePolicy, Metric, Policy, Rule, RuleId, Scope};
-use vigie_domain::rules::{Direction, Level, RuleState, Threshold};
+use vigie_domain::checks::States;
+use vigie_domain::rules::{Direction, Level, Threshold};
 use vigie_domain::telemetry::{
     AgentInfo, CpuSample, FilesystemSample, LoadAverage, MemorySample, NetworkSample, Sample,
     SpoolReport, TelemetryBatch, TemperatureSample,
@@ -69,12 +70,12 @@ fn sample(i: i64) -> Sample {
 }
 
 fn rule(n: usize, metric: Metric, warn: f64, crit: f64) -> Rule {
-    Rule {
-        id: RuleId::parse(&format!("rule-{n}")).expect("id"),
-        family: AlertFamily::Resources,
+    Rule::threshold(
+        RuleId::parse(&format!("rule-{n}")).expect("id"),
+        AlertFamily::Resources,
         metric,
-        subject: None,
-        threshold: Threshold {
+        None,
+        Threshold {
             direction: Direction::Above,
             warning: Some(Level {
                 threshold: warn,
@@ -87,8 +88,7 @@ fn rule(n: usize, metric: Metric, warn: f64, crit: f64) -> Rule {
             hysteresis: 2.0,
             max_gap_s: 600,
         },
-        enabled: true,
-    }
+    )
 }
 
 fn bench(c: &mut Criterion) {
@@ -134,7 +134,7 @@ fn bench(c: &mut Criterion) {
         &SiteId::parse("s").expect("id"),
         &BTreeMap::new(),
     );
-    let probe = eff.evaluate(&batch, |_, _| RuleState::default());
+    let probe = eff.evaluate(&batch, &States::new());
     eprintln!(
         "20 rules, 60 samples: {} (rule, item) series checks per batch",
         probe.checks
@@ -143,7 +143,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("rules");
     group.throughput(Throughput::Elements(batch.len() as u64));
     group.bench_function("evaluate 60-sample batch, 20 rules", |b| {
-        b.iter(|| eff.evaluate(black_box(&batch), |_, _| RuleState::default()))
+        b.iter(|| eff.evaluate(black_box(&batch), &States::new()))
     });
     group.finish();
 }

@@ -111,6 +111,8 @@ pub enum AlertEventKind {
     SeverityRaised,
     SeverityLowered,
     Resolved,
+    /// A further reminder at unchanged severity (an expiry rule's next reminder level).
+    Reminder,
 }
 
 impl AlertEventKind {
@@ -120,6 +122,7 @@ impl AlertEventKind {
             Self::SeverityRaised => "severity_raised",
             Self::SeverityLowered => "severity_lowered",
             Self::Resolved => "resolved",
+            Self::Reminder => "reminder",
         }
     }
 
@@ -166,6 +169,10 @@ pub struct AlertEvent {
     /// When the transition happened (the sample's time) and when the alert opened, Unix ms.
     pub at_ms: i64,
     pub opened_ms: i64,
+    /// What happened, for people, when the rule knows more than a number ("nginx is failed
+    /// (systemd: dead)", "12 failed logins for root from 203.0.113.9 within 5 min").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl AlertEvent {

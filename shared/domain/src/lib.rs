@@ -4,6 +4,7 @@
 //! runtime. Time is passed in (see [`clock`]), never read inside logic.
 
 pub mod alert;
+pub mod checks;
 pub mod clock;
 pub mod device;
 pub mod directory;
