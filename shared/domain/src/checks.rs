@@ -1415,3 +1415,6 @@ fn clear(c: &CountRule, now: Option<i64>, s: &mut RuleState, transitions: &mut V
         };
     }
 }
+
+#[cfg(test)]
+mod tests;
