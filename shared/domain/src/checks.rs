@@ -149,15 +149,16 @@ fn default_rate_window_s() -> u32 {
 }
 
 /// `state`: a finding whose state maps to a severity (`{"failed": "critical"}`); a state not
-/// in the map is fine. Only `subjects` if listed (services that must run, accounts of people
-/// who left). A severity holds for `for_s` before it is raised; a fine state clears at once.
+/// in the map is fine. `subjects` absent: every subject; listed: only those (services that
+/// must run, accounts of people who left; an empty list watches nothing until the MSP fills
+/// it). A severity holds for `for_s` before it is raised; a fine state clears at once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateCheck {
     pub finding: FindingKind,
     pub states: BTreeMap<String, Severity>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub subjects: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subjects: Option<Vec<String>>,
     #[serde(default)]
     pub for_s: u32,
     /// For backup findings: where the agent reads each job's result.
@@ -404,7 +405,7 @@ impl Check {
                 if c.for_s > 86_400 {
                     return Err(CheckInvalid::DurationTooLong);
                 }
-                check_list(&c.subjects)?;
+                check_list(c.subjects.as_deref().unwrap_or_default())?;
                 check_texts(c.states.keys().map(String::as_str))?;
                 check_sources(&c.sources)
             }
@@ -460,7 +461,7 @@ impl Check {
         match self {
             Self::State(c) => {
                 if c.finding == FindingKind::Service {
-                    plan.services = c.subjects.clone();
+                    plan.services = c.subjects.clone().unwrap_or_default();
                 }
                 plan.backups = c.sources.clone();
             }
@@ -1169,7 +1170,11 @@ fn state(c: &StateCheck, rule: &RuleId, input: &Input<'_>, sink: &mut Sink<'_>) 
         .findings
         .iter()
         .filter(|f| f.kind() == c.finding)
-        .filter(|f| c.subjects.is_empty() || c.subjects.iter().any(|s| s == f.subject()))
+        .filter(|f| {
+            c.subjects
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|s| s == f.subject()))
+        })
         .collect();
     findings.sort_by_key(|f| f.observed_ms());
     let mut items: Vec<&str> = findings.iter().map(|f| f.subject()).collect();

@@ -21,6 +21,7 @@ pub mod ports;
 pub mod protocol;
 pub mod rules;
 pub mod signing;
+pub mod templates;
 pub mod telemetry;
 pub mod usage;
 pub mod workflow;
