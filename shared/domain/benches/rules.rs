@@ -6,9 +6,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vigie_domain::alert::AlertFamily;
+use vigie_domain::checks::States;
 use vigie_domain::ids::{ClientId, DeviceId, SiteId};
 use vigie_domain::policy::{EffectivePolicy, Metric, Policy, Rule, RuleId, Scope};
-use vigie_domain::checks::States;
 use vigie_domain::rules::{Direction, Level, Threshold};
 use vigie_domain::telemetry::{
     AgentInfo, CpuSample, FilesystemSample, LoadAverage, MemorySample, NetworkSample, Sample,

@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{AlertFamily, Severity};
 use crate::policy::{DeviceEvaluation, Metric, RuleId, RuleTransition, StateKey};
 use crate::protocol::{BackupSource, CertificateTarget, CollectPlan};
-use crate::rules::{Direction, Evaluation, Level, RuleState, Threshold, ThresholdInvalid, Transition};
+use crate::rules::{
+    Direction, Evaluation, Level, RuleState, Threshold, ThresholdInvalid, Transition,
+};
 use crate::telemetry::{EventCount, EventKind, Finding, FindingKind, Series, TelemetryBatch};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -335,7 +337,12 @@ fn check_texts<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<(), Check
 
 /// A threshold "above, at once" from hours or counts (absence, inventory).
 fn above_at_once(warning: Option<f64>, critical: Option<f64>) -> Threshold {
-    let level = |t: Option<f64>| t.map(|threshold| Level { threshold, for_s: 0 });
+    let level = |t: Option<f64>| {
+        t.map(|threshold| Level {
+            threshold,
+            for_s: 0,
+        })
+    };
     Threshold {
         direction: Direction::Above,
         warning: level(warning),
@@ -436,10 +443,7 @@ impl Check {
                 check_texts(c.subject.as_deref())
             }
             Self::Count(c) => {
-                if c.at_least == 0
-                    || c.window_s == 0
-                    || c.window_s > 86_400
-                    || c.clear_after_s == 0
+                if c.at_least == 0 || c.window_s == 0 || c.window_s > 86_400 || c.clear_after_s == 0
                 {
                     return Err(CheckInvalid::CountBounds);
                 }
@@ -621,7 +625,10 @@ pub(crate) fn points_of(
             .temperatures
             .iter()
             .map(|t| {
-                let c = t.celsius_x100.iter().map(|v| v.map(|v| f64::from(v) / 100.0));
+                let c = t
+                    .celsius_x100
+                    .iter()
+                    .map(|v| v.map(|v| f64::from(v) / 100.0));
                 zip(&t.sensor, c.collect())
             })
             .collect(),
@@ -631,7 +638,10 @@ pub(crate) fn points_of(
 
 /// The latest instant a batch speaks for: its last sample, finding, event or collector status.
 pub fn batch_time(batch: &TelemetryBatch) -> Option<i64> {
-    let samples = batch.len().checked_sub(1).and_then(|i| batch.sample_time(i));
+    let samples = batch
+        .len()
+        .checked_sub(1)
+        .and_then(|i| batch.sample_time(i));
     samples
         .into_iter()
         .chain(batch.findings.iter().map(Finding::observed_ms))
@@ -865,9 +875,7 @@ pub(crate) fn evaluate(
                     continue;
                 }
                 sink.out.checks += pts.len();
-                let e = c
-                    .threshold
-                    .evaluate(stored(input.states, rule, &item), pts);
+                let e = c.threshold.evaluate(stored(input.states, rule, &item), pts);
                 let finding = c
                     .metric
                     .finding_kind()
@@ -916,18 +924,31 @@ pub(crate) fn evaluate(
                 severity: c.severity,
                 metric: format!("event:{}", c.event.as_str()),
             };
-            counted(&rule_c, rule, input, &mut sink, matches, group, |g, n, gone| {
-                let what = event_words(c.event);
-                let whom = match c.per {
-                    CountPer::Source => format!("from {}", if g.is_empty() { "local" } else { g }),
-                    CountPer::Subject => format!("for {g}"),
-                };
-                if gone {
-                    format!("no more {what} {whom} for {}", span(i64::from(c.clear_after_s)))
-                } else {
-                    format!("{n} {what} {whom} within {}", span(i64::from(c.window_s)))
-                }
-            });
+            counted(
+                &rule_c,
+                rule,
+                input,
+                &mut sink,
+                matches,
+                group,
+                |g, n, gone| {
+                    let what = event_words(c.event);
+                    let whom = match c.per {
+                        CountPer::Source => {
+                            format!("from {}", if g.is_empty() { "local" } else { g })
+                        }
+                        CountPer::Subject => format!("for {g}"),
+                    };
+                    if gone {
+                        format!(
+                            "no more {what} {whom} for {}",
+                            span(i64::from(c.clear_after_s))
+                        )
+                    } else {
+                        format!("{n} {what} {whom} within {}", span(i64::from(c.window_s)))
+                    }
+                },
+            );
         }
         Check::Event(c) => {
             let matches = |e: &EventCount| {
@@ -1133,7 +1154,12 @@ fn rate(c: &RateCheck, rule: &RuleId, input: &Input<'_>, sink: &mut Sink<'_>) {
 }
 
 /// The state machine of a state rule, one finding at a time.
-fn state_step(s: &mut RuleState, at: i64, bad: Option<Severity>, for_ms: i64) -> Option<Transition> {
+fn state_step(
+    s: &mut RuleState,
+    at: i64,
+    bad: Option<Severity>,
+    for_ms: i64,
+) -> Option<Transition> {
     s.last_ms = at;
     s.warning_since_ms = match bad {
         Some(_) => Some(s.warning_since_ms.unwrap_or(at)),
@@ -1248,9 +1274,7 @@ fn expiry(c: &ExpiryCheck, rule: &RuleId, input: &Input<'_>, sink: &mut Sink<'_>
             s.last_ms = cert.observed_ms;
             let days_left = (not_after - cert.observed_ms) as f64 / DAY_MS as f64;
             let reached = reminders.iter().filter(|r| days_left <= r.days).count();
-            let mut next = reached
-                .checked_sub(1)
-                .map(|i| reminders[i].severity);
+            let mut next = reached.checked_sub(1).map(|i| reminders[i].severity);
             if days_left <= 0.0 {
                 next = Some(Severity::Critical);
             }
@@ -1280,7 +1304,10 @@ fn expiry(c: &ExpiryCheck, rule: &RuleId, input: &Input<'_>, sink: &mut Sink<'_>
             s.mark = reached as i64;
             if next != t.from || reminder {
                 let detail = if next.is_none() {
-                    format!("certificate of {item} renewed, valid until {}", date(not_after))
+                    format!(
+                        "certificate of {item} renewed, valid until {}",
+                        date(not_after)
+                    )
                 } else {
                     finding_detail(f)
                 };
@@ -1370,7 +1397,11 @@ fn counted(
         sink.record(&g, e, |t| Meta {
             metric: c.metric.clone(),
             threshold: f64::from(c.at_least),
-            detail: Some(words(&g, if t.to.is_some() { t.value as i64 } else { n }, t.to.is_none())),
+            detail: Some(words(
+                &g,
+                if t.to.is_some() { t.value as i64 } else { n },
+                t.to.is_none(),
+            )),
             reminder: false,
         });
         seen.push(g);

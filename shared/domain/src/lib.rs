@@ -21,7 +21,7 @@ pub mod ports;
 pub mod protocol;
 pub mod rules;
 pub mod signing;
-pub mod templates;
 pub mod telemetry;
+pub mod templates;
 pub mod usage;
 pub mod workflow;

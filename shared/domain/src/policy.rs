@@ -512,14 +512,22 @@ mod tests {
         let eff = EffectivePolicy::for_device(all.iter(), &d, &c, &s, &tags);
         assert_eq!(eff.rules.len(), 1);
         assert_eq!(
-            eff.rules[0].0.as_threshold().and_then(|t| t.warning).map(|l| l.threshold),
+            eff.rules[0]
+                .0
+                .as_threshold()
+                .and_then(|t| t.warning)
+                .map(|l| l.threshold),
             Some(70.0)
         );
         assert_eq!(eff.rules[0].1, site.scope);
 
         let eff = EffectivePolicy::for_device([tenant.clone(), servers].iter(), &d, &c, &s, &tags);
         assert_eq!(
-            eff.rules[0].0.as_threshold().and_then(|t| t.warning).map(|l| l.threshold),
+            eff.rules[0]
+                .0
+                .as_threshold()
+                .and_then(|t| t.warning)
+                .map(|l| l.threshold),
             Some(80.0)
         );
 

@@ -420,7 +420,11 @@ mod tests {
             let rules = t.instantiate(&Overrides::new()).expect("valid");
             assert_eq!(rules, t.rules);
             for r in &rules {
-                assert!(r.id.as_str().starts_with(&format!("tpl-{}-", t.id)), "{}", r.id);
+                assert!(
+                    r.id.as_str().starts_with(&format!("tpl-{}-", t.id)),
+                    "{}",
+                    r.id
+                );
                 assert_eq!(r.family, t.family, "{}", r.id);
                 assert!(!ids.contains(&r.id), "duplicate {}", r.id);
                 ids.push(r.id.clone());
@@ -450,14 +454,20 @@ mod tests {
         let res = template("resources").expect("resources");
         let disk = res.rules[0].as_threshold().expect("threshold");
         assert_eq!(
-            (disk.warning.map(|l| l.threshold), disk.critical.map(|l| l.threshold)),
+            (
+                disk.warning.map(|l| l.threshold),
+                disk.critical.map(|l| l.threshold)
+            ),
             (Some(85.0), Some(95.0))
         );
         let tls = template("certificate-expiry").expect("tls");
         let Check::Expiry(e) = &tls.rules[0].check else {
             panic!("expiry rule")
         };
-        assert_eq!(e.reminders.iter().map(|r| r.days).collect::<Vec<_>>(), [30.0, 14.0, 3.0]);
+        assert_eq!(
+            e.reminders.iter().map(|r| r.days).collect::<Vec<_>>(),
+            [30.0, 14.0, 3.0]
+        );
         let backup = template("backup-failure").expect("backup");
         let Check::Absence(a) = &backup.rules[1].check else {
             panic!("absence rule")
@@ -475,17 +485,25 @@ mod tests {
             })))
             .expect("valid");
         let disk = rules[0].as_threshold().expect("threshold");
-        assert_eq!(disk.warning.map(|l| (l.threshold, l.for_s)), Some((80.0, 300)));
+        assert_eq!(
+            disk.warning.map(|l| (l.threshold, l.for_s)),
+            Some((80.0, 300))
+        );
         assert!(!rules[1].enabled);
 
         let acc = template("accounts").expect("accounts");
         let rules = acc
-            .instantiate(&overrides(json!({"leavers": {"subjects": ["bob", "carol"]}})))
+            .instantiate(&overrides(
+                json!({"leavers": {"subjects": ["bob", "carol"]}}),
+            ))
             .expect("valid");
         let Check::State(s) = &rules[3].check else {
             panic!("state rule")
         };
-        assert_eq!(s.subjects.as_deref(), Some(&["bob".to_owned(), "carol".to_owned()][..]));
+        assert_eq!(
+            s.subjects.as_deref(),
+            Some(&["bob".to_owned(), "carol".to_owned()][..])
+        );
 
         assert_eq!(
             res.instantiate(&overrides(json!({"diks": {}}))),
@@ -517,7 +535,9 @@ mod tests {
         }))
         .expect("rule");
         let res = template("resources").expect("resources");
-        let once = res.apply(&[mine.clone()], &Overrides::new()).expect("applied");
+        let once = res
+            .apply(&[mine.clone()], &Overrides::new())
+            .expect("applied");
         let twice = res.apply(&once, &Overrides::new()).expect("applied");
         assert_eq!(once, twice);
         assert_eq!(once[0], mine);
@@ -533,6 +553,9 @@ mod tests {
             .expect("updates")
             .apply(&updated, &Overrides::new())
             .expect("applied");
-        assert_eq!(res.apply(&both, &Overrides::new()).expect("applied").len(), 1 + 4 + 3);
+        assert_eq!(
+            res.apply(&both, &Overrides::new()).expect("applied").len(),
+            1 + 4 + 3
+        );
     }
 }

@@ -9,8 +9,7 @@ use crate::ids::{ClientId, SiteId};
 use crate::policy::{EffectivePolicy, Policy, Rule, Scope};
 use crate::telemetry::batch::tests::batch;
 use crate::telemetry::{
-    AccountFinding, BackupFinding, BackupStatus, CertificateFinding, ServiceFinding,
-    UpdatesFinding,
+    AccountFinding, BackupFinding, BackupStatus, CertificateFinding, ServiceFinding, UpdatesFinding,
 };
 
 const T0: i64 = 1_790_000_000_000;
@@ -131,14 +130,25 @@ fn a_rule_without_kind_is_the_threshold_rule_it_always_was() {
 
 #[test]
 fn bad_rules_are_refused_with_the_reason() {
-    let err = |v: serde_json::Value| serde_json::from_value::<Rule>(v).expect_err("refused").to_string();
+    let err = |v: serde_json::Value| {
+        serde_json::from_value::<Rule>(v)
+            .expect_err("refused")
+            .to_string()
+    };
     let e = err(serde_json::json!({"id": "x", "family": "resources", "kind": "telepathy"}));
-    assert!(e.contains("unknown rule kind `telepathy`") && e.contains("expiry"), "{e}");
-    let e = err(serde_json::json!({"id": "x", "family": "resources", "kind": "state",
-        "finding": "service", "states": {"failed": "critical"}, "colour": "red"}));
+    assert!(
+        e.contains("unknown rule kind `telepathy`") && e.contains("expiry"),
+        "{e}"
+    );
+    let e = err(
+        serde_json::json!({"id": "x", "family": "resources", "kind": "state",
+        "finding": "service", "states": {"failed": "critical"}, "colour": "red"}),
+    );
     assert!(e.contains("state rule") && e.contains("colour"), "{e}");
-    let e = err(serde_json::json!({"id": "x", "family": "resources", "metric": "cpu_total_pct",
-        "direction": "above", "warning": {"threshold": 1.0}, "colour": "red"}));
+    let e = err(
+        serde_json::json!({"id": "x", "family": "resources", "metric": "cpu_total_pct",
+        "direction": "above", "warning": {"threshold": 1.0}, "colour": "red"}),
+    );
     assert!(e.contains("colour"), "{e}");
 
     let invalid = |v: serde_json::Value| {
@@ -150,21 +160,34 @@ fn bad_rules_are_refused_with_the_reason() {
         .expect_err("invalid")
         .to_string()
     };
-    let e = invalid(serde_json::json!({"id": "svc", "family": "device_down", "kind": "state",
-        "finding": "service", "states": {}}));
-    assert_eq!(e, "rule svc (state): a state rule needs at least one state mapped to a severity");
-    let e = invalid(serde_json::json!({"id": "tls", "family": "certificate_expiry",
-        "kind": "expiry", "reminders": [{"days": 3, "severity": "info"}, {"days": 30, "severity": "critical"}]}));
+    let e = invalid(
+        serde_json::json!({"id": "svc", "family": "device_down", "kind": "state",
+        "finding": "service", "states": {}}),
+    );
+    assert_eq!(
+        e,
+        "rule svc (state): a state rule needs at least one state mapped to a severity"
+    );
+    let e = invalid(
+        serde_json::json!({"id": "tls", "family": "certificate_expiry",
+        "kind": "expiry", "reminders": [{"days": 3, "severity": "info"}, {"days": 30, "severity": "critical"}]}),
+    );
     assert!(e.contains("must not lower the severity"), "{e}");
-    let e = invalid(serde_json::json!({"id": "brute", "family": "intrusion", "kind": "count",
-        "event": "auth_failure", "per": "source", "at_least": 0, "window_s": 300, "clear_after_s": 900}));
+    let e = invalid(
+        serde_json::json!({"id": "brute", "family": "intrusion", "kind": "count",
+        "event": "auth_failure", "per": "source", "at_least": 0, "window_s": 300, "clear_after_s": 900}),
+    );
     assert!(e.contains("at_least ≥ 1"), "{e}");
-    let e = invalid(serde_json::json!({"id": "fill", "family": "resources", "kind": "rate",
-        "metric": "backup_age_h", "limit": 100, "warning_h": 24}));
+    let e = invalid(
+        serde_json::json!({"id": "fill", "family": "resources", "kind": "rate",
+        "metric": "backup_age_h", "limit": 100, "warning_h": 24}),
+    );
     assert!(e.contains("not a series a rate"), "{e}");
-    let e = invalid(serde_json::json!({"id": "svc", "family": "device_down", "kind": "state",
+    let e = invalid(
+        serde_json::json!({"id": "svc", "family": "device_down", "kind": "state",
         "finding": "service", "states": {"failed": "critical"},
-        "sources": [{"source": "veeam", "job": "x"}]}));
+        "sources": [{"source": "veeam", "job": "x"}]}),
+    );
     assert!(e.contains("backup sources belong"), "{e}");
 }
 
@@ -175,25 +198,57 @@ fn a_failed_service_opens_with_its_detail_and_recovers() {
         "states": {"failed": "critical", "inactive": "warning", "not_found": "warning"},
         "subjects": ["nginx"]
     }))]);
-    let failed = at(T0, vec![service(T0, "nginx", "failed", "dead"), service(T0, "cron", "failed", "dead")], vec![]);
+    let failed = at(
+        T0,
+        vec![
+            service(T0, "nginx", "failed", "dead"),
+            service(T0, "cron", "failed", "dead"),
+        ],
+        vec![],
+    );
     let t = d.feed(&failed);
-    assert_eq!(levels(&t), vec![(None, Some(Critical))], "cron is not watched");
+    assert_eq!(
+        levels(&t),
+        vec![(None, Some(Critical))],
+        "cron is not watched"
+    );
     assert_eq!(t[0].subject, "nginx");
     assert_eq!(t[0].metric, "finding:service");
-    assert_eq!(t[0].detail.as_deref(), Some("nginx is failed (systemd: dead)"));
+    assert_eq!(
+        t[0].detail.as_deref(),
+        Some("nginx is failed (systemd: dead)")
+    );
     // Replayed: nothing. A batch without the finding: nothing.
     assert!(d.feed(&failed).is_empty());
     let writes = d.writes;
     assert!(d.feed(&at(T0 + MIN, vec![], vec![])).is_empty());
     // Still failed, minutes later: no event and no write.
-    assert!(d.feed(&at(T0 + 2 * MIN, vec![service(T0 + 2 * MIN, "nginx", "failed", "dead")], vec![])).is_empty());
+    assert!(
+        d.feed(&at(
+            T0 + 2 * MIN,
+            vec![service(T0 + 2 * MIN, "nginx", "failed", "dead")],
+            vec![]
+        ))
+        .is_empty()
+    );
     assert_eq!(d.writes, writes);
     // Down to inactive: lowered; running: resolved.
-    let t = d.feed(&at(T0 + 3 * MIN, vec![service(T0 + 3 * MIN, "nginx", "inactive", "dead")], vec![]));
+    let t = d.feed(&at(
+        T0 + 3 * MIN,
+        vec![service(T0 + 3 * MIN, "nginx", "inactive", "dead")],
+        vec![],
+    ));
     assert_eq!(levels(&t), vec![(Some(Critical), Some(Warning))]);
-    let t = d.feed(&at(T0 + 4 * MIN, vec![service(T0 + 4 * MIN, "nginx", "active", "running")], vec![]));
+    let t = d.feed(&at(
+        T0 + 4 * MIN,
+        vec![service(T0 + 4 * MIN, "nginx", "active", "running")],
+        vec![],
+    ));
     assert_eq!(levels(&t), vec![(Some(Warning), None)]);
-    assert_eq!(t[0].detail.as_deref(), Some("nginx is active (systemd: running)"));
+    assert_eq!(
+        t[0].detail.as_deref(),
+        Some("nginx is active (systemd: running)")
+    );
 }
 
 #[test]
@@ -203,9 +258,20 @@ fn a_state_waits_out_for_s() {
         "states": {"failed": "critical"}, "for_s": 180
     }))]);
     for m in 0..3 {
-        assert!(d.feed(&at(T0 + m * MIN, vec![service(T0 + m * MIN, "db", "failed", "dead")], vec![])).is_empty());
+        assert!(
+            d.feed(&at(
+                T0 + m * MIN,
+                vec![service(T0 + m * MIN, "db", "failed", "dead")],
+                vec![]
+            ))
+            .is_empty()
+        );
     }
-    let t = d.feed(&at(T0 + 3 * MIN, vec![service(T0 + 3 * MIN, "db", "failed", "dead")], vec![]));
+    let t = d.feed(&at(
+        T0 + 3 * MIN,
+        vec![service(T0 + 3 * MIN, "db", "failed", "dead")],
+        vec![],
+    ));
     assert_eq!(levels(&t), vec![(None, Some(Critical))]);
 }
 
@@ -225,7 +291,11 @@ fn leavers_still_active_are_raised() {
             password_changed_ms: None,
         })
     };
-    let t = d.feed(&at(T0, vec![account("alice", "active"), account("bob", "active")], vec![]));
+    let t = d.feed(&at(
+        T0,
+        vec![account("alice", "active"), account("bob", "active")],
+        vec![],
+    ));
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].subject, "bob");
     assert_eq!(t[0].detail.as_deref(), Some("account bob is active"));
@@ -248,7 +318,11 @@ fn a_backup_without_success_is_infinitely_old_and_says_why() {
             message: Some("repository locked".into()),
         })
     };
-    let t = d.feed(&at(T0, vec![backup(T0, BackupStatus::Failed, None)], vec![]));
+    let t = d.feed(&at(
+        T0,
+        vec![backup(T0, BackupStatus::Failed, None)],
+        vec![],
+    ));
     assert_eq!(levels(&t), vec![(None, Some(Critical))]);
     assert_eq!(t[0].metric, "backup_age_h");
     assert_eq!(t[0].threshold, 50.0);
@@ -257,11 +331,19 @@ fn a_backup_without_success_is_infinitely_old_and_says_why() {
         Some("backup nas-nightly failed: repository locked; no successful run on record")
     );
     // A success now: resolved.
-    let t = d.feed(&at(T0 + MIN, vec![backup(T0 + MIN, BackupStatus::Success, Some(T0 + MIN))], vec![]));
+    let t = d.feed(&at(
+        T0 + MIN,
+        vec![backup(T0 + MIN, BackupStatus::Success, Some(T0 + MIN))],
+        vec![],
+    ));
     assert_eq!(levels(&t), vec![(Some(Critical), None)]);
     // 30 h later without a new success: warning.
     let later = T0 + 30 * HOUR_MS;
-    let t = d.feed(&at(later, vec![backup(later, BackupStatus::Success, Some(T0 + MIN))], vec![]));
+    let t = d.feed(&at(
+        later,
+        vec![backup(later, BackupStatus::Success, Some(T0 + MIN))],
+        vec![],
+    ));
     assert_eq!(levels(&t), vec![(None, Some(Warning))]);
 }
 
@@ -275,12 +357,25 @@ fn certificate_reminders_fire_once_each_and_renewal_resolves() {
     let not_after = T0 + 40 * DAY_MS;
     let day = |n: i64| {
         let observed = T0 + n * DAY_MS;
-        at(observed, vec![cert(observed, (not_after - observed) as f64 / DAY_MS as f64)], vec![])
+        at(
+            observed,
+            vec![cert(
+                observed,
+                (not_after - observed) as f64 / DAY_MS as f64,
+            )],
+            vec![],
+        )
     };
     let mut seen = Vec::new();
     for n in 0..45 {
         for t in d.feed(&day(n)) {
-            seen.push((n, t.transition.from, t.transition.to, t.threshold, t.transition.value));
+            seen.push((
+                n,
+                t.transition.from,
+                t.transition.to,
+                t.threshold,
+                t.transition.value,
+            ));
         }
     }
     assert_eq!(
@@ -295,7 +390,12 @@ fn certificate_reminders_fire_once_each_and_renewal_resolves() {
     let renewed = T0 + 46 * DAY_MS;
     let t = d.feed(&at(renewed, vec![cert(renewed, 90.0)], vec![]));
     assert_eq!(levels(&t), vec![(Some(Critical), None)]);
-    assert!(t[0].detail.as_deref().is_some_and(|d| d.contains("renewed")), "{t:?}");
+    assert!(
+        t[0].detail
+            .as_deref()
+            .is_some_and(|d| d.contains("renewed")),
+        "{t:?}"
+    );
 }
 
 #[test]
@@ -307,12 +407,22 @@ fn a_reminder_at_unchanged_severity_is_flagged_and_detail_names_the_date() {
     let t = d.feed(&at(T0, vec![cert(T0, 20.5)], vec![]));
     assert_eq!(levels(&t), vec![(None, Some(Warning))]);
     assert!(!t[0].reminder);
-    let t = d.feed(&at(T0 + 7 * DAY_MS, vec![cert(T0 + 7 * DAY_MS, 13.5)], vec![]));
+    let t = d.feed(&at(
+        T0 + 7 * DAY_MS,
+        vec![cert(T0 + 7 * DAY_MS, 13.5)],
+        vec![],
+    ));
     assert_eq!(levels(&t), vec![(Some(Warning), Some(Warning))]);
     assert!(t[0].reminder);
     assert_eq!(
         t[0].detail.as_deref(),
-        Some(format!("certificate of portal.example:443 expires in 13 days ({})", date(T0 + 7 * DAY_MS + 13 * DAY_MS + DAY_MS / 2)).as_str())
+        Some(
+            format!(
+                "certificate of portal.example:443 expires in 13 days ({})",
+                date(T0 + 7 * DAY_MS + 13 * DAY_MS + DAY_MS / 2)
+            )
+            .as_str()
+        )
     );
     assert_eq!(date(1_796_342_400_000), "2026-12-04");
 }
@@ -323,9 +433,20 @@ fn failed_logins_counted_across_batches_open_per_source_and_clear() {
         "id": "brute", "family": "intrusion", "kind": "count", "event": "auth_failure",
         "per": "source", "at_least": 10, "window_s": 300, "clear_after_s": 900
     }))]);
-    let b1 = at(T0, vec![], vec![failures("203.0.113.9", 6, T0 - 50_000, T0 - 1_000), failures("198.51.100.7", 2, T0 - 40_000, T0 - 2_000)]);
+    let b1 = at(
+        T0,
+        vec![],
+        vec![
+            failures("203.0.113.9", 6, T0 - 50_000, T0 - 1_000),
+            failures("198.51.100.7", 2, T0 - 40_000, T0 - 2_000),
+        ],
+    );
     assert!(d.feed(&b1).is_empty());
-    let b2 = at(T0 + MIN, vec![], vec![failures("203.0.113.9", 6, T0 + 1_000, T0 + 59_000)]);
+    let b2 = at(
+        T0 + MIN,
+        vec![],
+        vec![failures("203.0.113.9", 6, T0 + 1_000, T0 + 59_000)],
+    );
     let t = d.feed(&b2);
     assert_eq!(levels(&t), vec![(None, Some(Warning))]);
     assert_eq!(t[0].subject, "203.0.113.9");
@@ -353,7 +474,15 @@ fn failures_spread_wider_than_the_window_do_not_open() {
     }))]);
     for m in 0..20 {
         let t = T0 + m * 2 * MIN;
-        assert!(d.feed(&at(t, vec![], vec![failures("203.0.113.9", 3, t - 1_000, t)])).is_empty(), "minute {m}");
+        assert!(
+            d.feed(&at(
+                t,
+                vec![],
+                vec![failures("203.0.113.9", 3, t - 1_000, t)]
+            ))
+            .is_empty(),
+            "minute {m}"
+        );
     }
 }
 
@@ -372,12 +501,27 @@ fn a_new_admin_opens_per_subject_and_the_users_filter_applies() {
         first_ms: t,
         last_ms: t,
     };
-    let t = d.feed(&at(T0, vec![], vec![ev(EventKind::AdminAdded, "mallory", T0), ev(EventKind::AdminAdded, "bob", T0), ev(EventKind::Sudo, "alice", T0)]));
+    let t = d.feed(&at(
+        T0,
+        vec![],
+        vec![
+            ev(EventKind::AdminAdded, "mallory", T0),
+            ev(EventKind::AdminAdded, "bob", T0),
+            ev(EventKind::Sudo, "alice", T0),
+        ],
+    ));
     assert_eq!(levels(&t), vec![(None, Some(Warning))]);
     assert_eq!(t[0].subject, "mallory");
     assert_eq!(t[0].detail.as_deref(), Some("new administrator: mallory"));
     // More of the same while open: no new event.
-    assert!(d.feed(&at(T0 + MIN, vec![], vec![ev(EventKind::PasswordChanged, "mallory", T0 + MIN)])).is_empty());
+    assert!(
+        d.feed(&at(
+            T0 + MIN,
+            vec![],
+            vec![ev(EventKind::PasswordChanged, "mallory", T0 + MIN)]
+        ))
+        .is_empty()
+    );
     assert!(d.feed(&at(T0 + HOUR_MS, vec![], vec![])).is_empty());
     let t = d.feed(&at(T0 + 2 * MIN + HOUR_MS, vec![], vec![]));
     assert_eq!(levels(&t), vec![(Some(Warning), None)]);
@@ -399,10 +543,14 @@ fn updates(observed_ms: i64, security: u32, since: Option<i64>, reboot: bool) ->
 #[test]
 fn inventory_security_updates_pending_too_long_and_reboot_pending_too_long() {
     let mut d = Device::new(vec![
-        rule(serde_json::json!({"id": "sec", "family": "updates", "kind": "inventory",
-            "condition": "security_pending_days", "warning": 7})),
-        rule(serde_json::json!({"id": "reboot", "family": "updates", "kind": "inventory",
-            "condition": "reboot_required_days", "warning": 3})),
+        rule(
+            serde_json::json!({"id": "sec", "family": "updates", "kind": "inventory",
+            "condition": "security_pending_days", "warning": 7}),
+        ),
+        rule(
+            serde_json::json!({"id": "reboot", "family": "updates", "kind": "inventory",
+            "condition": "reboot_required_days", "warning": 3}),
+        ),
     ]);
     let since = T0 - 6 * DAY_MS;
     let mut opened = Vec::new();
@@ -416,8 +564,18 @@ fn inventory_security_updates_pending_too_long_and_reboot_pending_too_long() {
         opened,
         vec![
             // Pending 8 days (> 7) on day 2; reboot required from day 1, 4 days (> 3) on day 5.
-            (2, "sec".to_owned(), Some(Warning), "updates_security_pending_days".to_owned()),
-            (5, "reboot".to_owned(), Some(Warning), "updates_reboot_required_days".to_owned()),
+            (
+                2,
+                "sec".to_owned(),
+                Some(Warning),
+                "updates_security_pending_days".to_owned()
+            ),
+            (
+                5,
+                "reboot".to_owned(),
+                Some(Warning),
+                "updates_reboot_required_days".to_owned()
+            ),
         ]
     );
     // Installed and rebooted: both resolve.
@@ -451,7 +609,10 @@ fn a_filling_disk_is_raised_hours_ahead_and_a_steady_one_writes_once_per_window(
             got.push((m, tr.transition.to, tr.metric.clone()));
         }
     }
-    assert_eq!(got, vec![(60, Some(Warning), "rate:filesystem_used_pct".to_owned())]);
+    assert_eq!(
+        got,
+        vec![(60, Some(Warning), "rate:filesystem_used_pct".to_owned())]
+    );
 }
 
 #[test]
@@ -463,21 +624,33 @@ fn threshold_over_finding_metrics() {
     let t = d.feed(&at(T0, vec![cert(T0, 10.0)], vec![]));
     assert_eq!(levels(&t), vec![(None, Some(Warning))]);
     assert_eq!(t[0].subject, "portal.example:443");
-    assert!(t[0].detail.as_deref().is_some_and(|d| d.contains("expires in 10 days")));
+    assert!(
+        t[0].detail
+            .as_deref()
+            .is_some_and(|d| d.contains("expires in 10 days"))
+    );
 }
 
 #[test]
 fn collect_plan_is_the_union_of_what_rules_watch() {
     let d = Device::new(vec![
-        rule(serde_json::json!({"id": "svc", "family": "device_down", "kind": "state",
-            "finding": "service", "states": {"failed": "critical"}, "subjects": ["nginx", "postgresql"]})),
-        rule(serde_json::json!({"id": "svc2", "family": "device_down", "kind": "state",
-            "finding": "service", "states": {"failed": "critical"}, "subjects": ["nginx", "sshd"]})),
-        rule(serde_json::json!({"id": "backup", "family": "backup_failure", "kind": "absence",
-            "warning_h": 26, "sources": [{"source": "status_file", "job": "nightly", "path": "/var/backup/status.json"}]})),
-        rule(serde_json::json!({"id": "tls", "family": "certificate_expiry", "kind": "expiry",
+        rule(
+            serde_json::json!({"id": "svc", "family": "device_down", "kind": "state",
+            "finding": "service", "states": {"failed": "critical"}, "subjects": ["nginx", "postgresql"]}),
+        ),
+        rule(
+            serde_json::json!({"id": "svc2", "family": "device_down", "kind": "state",
+            "finding": "service", "states": {"failed": "critical"}, "subjects": ["nginx", "sshd"]}),
+        ),
+        rule(
+            serde_json::json!({"id": "backup", "family": "backup_failure", "kind": "absence",
+            "warning_h": 26, "sources": [{"source": "status_file", "job": "nightly", "path": "/var/backup/status.json"}]}),
+        ),
+        rule(
+            serde_json::json!({"id": "tls", "family": "certificate_expiry", "kind": "expiry",
             "reminders": [{"days": 30, "severity": "warning"}],
-            "targets": [{"source": "endpoint", "host": "portal.example", "port": 443}]})),
+            "targets": [{"source": "endpoint", "host": "portal.example", "port": 443}]}),
+        ),
     ]);
     let plan = d.policy.collect_plan();
     assert_eq!(plan.services, ["nginx", "postgresql", "sshd"]);
@@ -494,7 +667,10 @@ const SERVICE_STATES: [&str; 4] = ["active", "failed", "inactive", "activating"]
 /// Batches of service findings for two services, at increasing times.
 fn arb_service_stream() -> impl Strategy<Value = Vec<(i64, Vec<Finding>)>> {
     proptest::collection::vec(
-        (1i64..300, proptest::collection::vec((0usize..2, 0usize..4), 0..3)),
+        (
+            1i64..300,
+            proptest::collection::vec((0usize..2, 0usize..4), 0..3),
+        ),
         1..60,
     )
     .prop_map(|steps| {
@@ -515,7 +691,10 @@ fn arb_service_stream() -> impl Strategy<Value = Vec<(i64, Vec<Finding>)>> {
 
 fn arb_auth_stream() -> impl Strategy<Value = Vec<(i64, Vec<EventCount>)>> {
     proptest::collection::vec(
-        (1i64..240, proptest::collection::vec((0usize..3, 1u32..8), 0..3)),
+        (
+            1i64..240,
+            proptest::collection::vec((0usize..3, 1u32..8), 0..3),
+        ),
         1..60,
     )
     .prop_map(|steps| {
