@@ -619,6 +619,45 @@ mod tests {
     }
 
     #[test]
+    fn rules_with_words_say_them() {
+        let mut e = event(Opened);
+        e.rule_id = "tpl-device-down-service".into();
+        e.family = vigie_domain::alert::AlertFamily::DeviceDown;
+        e.subject = "nginx".into();
+        e.metric = "finding:service".into();
+        e.severity = Severity::Critical;
+        (e.value, e.threshold) = (1.0, 1.0);
+        e.detail = Some("nginx is failed (systemd: dead)".into());
+        let mut lines = vec![line(&e)];
+        let mut resolved = e.clone();
+        resolved.kind = Resolved;
+        resolved.at_ms = e.at_ms + 720_000;
+        resolved.detail = Some("nginx is active (systemd: running)".into());
+        lines.push(line(&resolved));
+        let mut reminder = e.clone();
+        reminder.kind = AlertEventKind::Reminder;
+        reminder.metric = "finding:certificate".into();
+        reminder.severity = Severity::Warning;
+        reminder.previous_severity = Some(Severity::Warning);
+        reminder.detail =
+            Some("certificate of portal.example:443 expires in 13 days (2026-12-04)".into());
+        lines.push(line(&reminder));
+        let mut brute = e.clone();
+        brute.detail = Some("12 failed logins from 203.0.113.9 within 5 min\r\nBcc: x".into());
+        lines.push(line(&brute));
+        assert_snapshot!(lines.join("\n"));
+        let m = email(&e, CONSOLE);
+        assert!(m.subject.contains("nginx is failed (systemd: dead) on srv-files-01"), "{}", m.subject);
+        assert!(m.text.contains("What:"), "{}", m.text);
+        assert!(!m.text.contains("Threshold:"), "{}", m.text);
+        let s = slack(&e, CONSOLE);
+        assert_eq!(
+            s["blocks"][1]["text"]["text"],
+            "On srv-files-01: nginx is failed (systemd: dead). The alert is critical."
+        );
+    }
+
+    #[test]
     fn agent_supplied_text_cannot_break_out() {
         let mut e = event(Opened);
         e.device_name = "evil\r\nBcc: x@example.com <!channel> & <b>".into();
