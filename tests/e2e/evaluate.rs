@@ -481,7 +481,13 @@ async fn a_failed_service_under_the_device_down_template_opens_with_its_detail()
     assert!(steady.events.is_empty());
     assert_eq!(steady.states_written, 0);
     let resolved = ev
-        .evaluate(&service_envelope(&device, 3, t0 + 120_000, "active", "running"))
+        .evaluate(&service_envelope(
+            &device,
+            3,
+            t0 + 120_000,
+            "active",
+            "running",
+        ))
         .await
         .expect("resolves");
     assert_eq!(resolved.events[0].kind, AlertEventKind::Resolved);

@@ -647,7 +647,12 @@ mod tests {
         lines.push(line(&brute));
         assert_snapshot!(lines.join("\n"));
         let m = email(&e, CONSOLE);
-        assert!(m.subject.contains("nginx is failed (systemd: dead) on srv-files-01"), "{}", m.subject);
+        assert!(
+            m.subject
+                .contains("nginx is failed (systemd: dead) on srv-files-01"),
+            "{}",
+            m.subject
+        );
         assert!(m.text.contains("What:"), "{}", m.text);
         assert!(!m.text.contains("Threshold:"), "{}", m.text);
         let s = slack(&e, CONSOLE);

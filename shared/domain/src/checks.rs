@@ -542,18 +542,18 @@ fn values(s: &Series) -> impl Iterator<Item = Option<f64>> + '_ {
 
 /// The points a metric reads from a batch: `(item, [(time, value)])`. Metric series give one
 /// point per sample; finding-derived metrics one point per finding.
-pub(crate) fn points_of(
-    batch: &TelemetryBatch,
+pub(crate) fn points_of<'b>(
+    batch: &'b TelemetryBatch,
     times: &[i64],
     metric: Metric,
-) -> Vec<(String, Vec<(i64, Option<f64>)>)> {
+) -> Vec<(&'b str, Vec<(i64, Option<f64>)>)> {
     if let Some(kind) = metric.finding_kind() {
-        let mut out: Vec<(String, Vec<(i64, Option<f64>)>)> = Vec::new();
+        let mut out: Vec<(&str, Vec<(i64, Option<f64>)>)> = Vec::new();
         for f in batch.findings.iter().filter(|f| f.kind() == kind) {
             let point = (f.observed_ms(), metric.of_finding(f));
-            match out.iter_mut().find(|(item, _)| item == f.subject()) {
+            match out.iter_mut().find(|(item, _)| *item == f.subject()) {
                 Some((_, points)) => points.push(point),
-                None => out.push((f.subject().to_owned(), vec![point])),
+                None => out.push((f.subject(), vec![point])),
             }
         }
         for (_, points) in &mut out {
@@ -561,8 +561,8 @@ pub(crate) fn points_of(
         }
         return out;
     }
-    let zip = |item: &str, vals: Vec<Option<f64>>| {
-        (item.to_owned(), times.iter().copied().zip(vals).collect())
+    let zip = |item: &'b str, vals: Vec<Option<f64>>| {
+        (item, times.iter().copied().zip(vals).collect())
     };
     match metric {
         Metric::CpuTotalPct => batch
@@ -830,9 +830,19 @@ impl Sink<'_> {
     }
 }
 
-fn stored(states: &States, rule: &RuleId, item: &str) -> RuleState {
+/// Stored states by borrowed (rule, item), so a lookup allocates nothing.
+pub(crate) type StateIndex<'a> = HashMap<(&'a str, &'a str), RuleState>;
+
+pub(crate) fn index(states: &States) -> StateIndex<'_> {
     states
-        .get(&(rule.clone(), item.to_owned()))
+        .iter()
+        .map(|((r, i), s)| ((r.as_str(), i.as_str()), *s))
+        .collect()
+}
+
+fn stored(index: &StateIndex<'_>, rule: &RuleId, item: &str) -> RuleState {
+    index
+        .get(&(rule.as_str(), item))
         .copied()
         .unwrap_or_default()
 }
@@ -856,6 +866,7 @@ pub(crate) struct Input<'a> {
     pub batch: &'a TelemetryBatch,
     pub times: &'a [i64],
     pub states: &'a States,
+    pub index: StateIndex<'a>,
     pub now: Option<i64>,
 }
 
@@ -875,7 +886,7 @@ pub(crate) fn evaluate(
                     continue;
                 }
                 sink.out.checks += pts.len();
-                let e = c.threshold.evaluate(stored(input.states, rule, &item), pts);
+                let e = c.threshold.evaluate(stored(&input.index, rule, item), pts);
                 let finding = c
                     .metric
                     .finding_kind()
@@ -895,7 +906,7 @@ pub(crate) fn evaluate(
                     continue;
                 }
                 sink.out.checks += pts.len();
-                let e = th.evaluate(stored(input.states, rule, &item), pts);
+                let e = th.evaluate(stored(&input.index, rule, item), pts);
                 let finding = latest(input.batch, FindingKind::Backup, &item);
                 sink.record(&item, e, |t| Meta {
                     metric: Metric::BackupAgeH.as_str().to_owned(),
@@ -1017,7 +1028,7 @@ fn inventory(c: &InventoryCheck, rule: &RuleId, input: &Input<'_>, sink: &mut Si
     if let Some(metric) = metric {
         for (item, pts) in points_of(input.batch, input.times, metric) {
             sink.out.checks += pts.len();
-            let e = th.evaluate(stored(input.states, rule, &item), pts);
+            let e = th.evaluate(stored(&input.index, rule, item), pts);
             let finding = latest(input.batch, FindingKind::Updates, &item);
             sink.record(&item, e, |t| Meta {
                 metric: c.condition.metric().to_owned(),
@@ -1041,7 +1052,7 @@ fn inventory(c: &InventoryCheck, rule: &RuleId, input: &Input<'_>, sink: &mut Si
     items.sort_unstable();
     items.dedup();
     for item in items {
-        let before = stored(input.states, rule, item);
+        let before = stored(&input.index, rule, item);
         let mut s = before;
         let mut transitions = Vec::new();
         for f in findings.iter().filter(|f| f.subject() == item) {
@@ -1091,7 +1102,7 @@ fn rate(c: &RateCheck, rule: &RuleId, input: &Input<'_>, sink: &mut Sink<'_>) {
             continue;
         }
         sink.out.checks += pts.len();
-        let before = stored(input.states, rule, &item);
+        let before = stored(&input.index, rule, item);
         let mut s = before;
         let mut transitions = Vec::new();
         let mut last_value = None;
@@ -1207,7 +1218,7 @@ fn state(c: &StateCheck, rule: &RuleId, input: &Input<'_>, sink: &mut Sink<'_>) 
     items.sort_unstable();
     items.dedup();
     for item in items {
-        let before = stored(input.states, rule, item);
+        let before = stored(&input.index, rule, item);
         let mut s = before;
         let mut transitions = Vec::new();
         let mut details = Vec::new();
@@ -1255,7 +1266,7 @@ fn expiry(c: &ExpiryCheck, rule: &RuleId, input: &Input<'_>, sink: &mut Sink<'_>
     items.sort_unstable();
     items.dedup();
     for item in items {
-        let before = stored(input.states, rule, item);
+        let before = stored(&input.index, rule, item);
         let mut s = before;
         // (transition, reminder at unchanged severity, detail, reminder days)
         let mut steps: Vec<(Transition, bool, String, f64)> = Vec::new();
@@ -1360,7 +1371,7 @@ fn counted(
     let mut seen: Vec<String> = Vec::new();
     for (g, mut events) in groups {
         sink.out.checks += events.len();
-        let before = stored(input.states, rule, &g);
+        let before = stored(&input.index, rule, &g);
         let mut s = before;
         // Only counts that end after the last one counted: a replayed batch adds nothing.
         events.retain(|e| e.last_ms > before.last_ms);

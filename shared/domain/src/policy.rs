@@ -373,6 +373,7 @@ impl EffectivePolicy {
             batch,
             times: &times,
             states,
+            index: crate::checks::index(states),
             now: crate::checks::batch_time(batch),
         };
         for (rule, _) in &self.rules {
