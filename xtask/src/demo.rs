@@ -337,7 +337,10 @@ async fn watch(
         let effective =
             EffectivePolicy::for_device(policies.iter(), &d.id, &p.client, &p.site, &d.tags);
         for (rule, scope) in &effective.rules {
-            let warning = rule
+            let vigie_domain::checks::Check::Threshold(check) = &rule.check else {
+                continue;
+            };
+            let warning = check
                 .threshold
                 .warning
                 .map_or("-".to_owned(), |l| format!("{:.2} %", l.threshold));
@@ -346,8 +349,8 @@ async fn watch(
                 d.id,
                 d.hostname,
                 rule.id,
-                rule.metric.as_str(),
-                rule.subject.as_deref().unwrap_or("(all)"),
+                check.metric.as_str(),
+                check.subject.as_deref().unwrap_or("(all)"),
                 scope.key()
             ));
         }

@@ -35,8 +35,7 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// What a rule checks: its kind and that kind's parameters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Check {
     Threshold(ThresholdCheck),
     Rate(RateCheck),
@@ -70,6 +69,34 @@ impl Check {
             Self::Count(_) => "count",
             Self::Event(_) => "event",
             Self::Inventory(_) => "inventory",
+        }
+    }
+}
+
+impl Serialize for Check {
+    /// Other kinds name themselves in `kind`; a threshold rule is written without it, exactly
+    /// as before kinds existed.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        enum Tagged<'a> {
+            Rate(&'a RateCheck),
+            State(&'a StateCheck),
+            Absence(&'a AbsenceCheck),
+            Expiry(&'a ExpiryCheck),
+            Count(&'a CountCheck),
+            Event(&'a EventCheck),
+            Inventory(&'a InventoryCheck),
+        }
+        match self {
+            Self::Threshold(c) => c.serialize(s),
+            Self::Rate(c) => Tagged::Rate(c).serialize(s),
+            Self::State(c) => Tagged::State(c).serialize(s),
+            Self::Absence(c) => Tagged::Absence(c).serialize(s),
+            Self::Expiry(c) => Tagged::Expiry(c).serialize(s),
+            Self::Count(c) => Tagged::Count(c).serialize(s),
+            Self::Event(c) => Tagged::Event(c).serialize(s),
+            Self::Inventory(c) => Tagged::Inventory(c).serialize(s),
         }
     }
 }
@@ -540,15 +567,18 @@ fn values(s: &Series) -> impl Iterator<Item = Option<f64>> + '_ {
     s.iter().map(|v| v.map(|v| f64::from(v) / 100.0))
 }
 
+/// One item's points: `(item, [(time ms, value)])`.
+pub(crate) type ItemPoints<'b> = (&'b str, Vec<(i64, Option<f64>)>);
+
 /// The points a metric reads from a batch: `(item, [(time, value)])`. Metric series give one
 /// point per sample; finding-derived metrics one point per finding.
 pub(crate) fn points_of<'b>(
     batch: &'b TelemetryBatch,
     times: &[i64],
     metric: Metric,
-) -> Vec<(&'b str, Vec<(i64, Option<f64>)>)> {
+) -> Vec<ItemPoints<'b>> {
     if let Some(kind) = metric.finding_kind() {
-        let mut out: Vec<(&str, Vec<(i64, Option<f64>)>)> = Vec::new();
+        let mut out: Vec<ItemPoints<'b>> = Vec::new();
         for f in batch.findings.iter().filter(|f| f.kind() == kind) {
             let point = (f.observed_ms(), metric.of_finding(f));
             match out.iter_mut().find(|(item, _)| *item == f.subject()) {
@@ -561,9 +591,8 @@ pub(crate) fn points_of<'b>(
         }
         return out;
     }
-    let zip = |item: &'b str, vals: Vec<Option<f64>>| {
-        (item, times.iter().copied().zip(vals).collect())
-    };
+    let zip =
+        |item: &'b str, vals: Vec<Option<f64>>| (item, times.iter().copied().zip(vals).collect());
     match metric {
         Metric::CpuTotalPct => batch
             .cpu
@@ -890,8 +919,8 @@ pub(crate) fn evaluate(
                 let finding = c
                     .metric
                     .finding_kind()
-                    .and_then(|k| latest(input.batch, k, &item));
-                sink.record(&item, e, |t| Meta {
+                    .and_then(|k| latest(input.batch, k, item));
+                sink.record(item, e, |t| Meta {
                     metric: c.metric.as_str().to_owned(),
                     threshold: level_line(&c.threshold, t),
                     detail: finding.map(finding_detail),
@@ -907,8 +936,8 @@ pub(crate) fn evaluate(
                 }
                 sink.out.checks += pts.len();
                 let e = th.evaluate(stored(&input.index, rule, item), pts);
-                let finding = latest(input.batch, FindingKind::Backup, &item);
-                sink.record(&item, e, |t| Meta {
+                let finding = latest(input.batch, FindingKind::Backup, item);
+                sink.record(item, e, |t| Meta {
                     metric: Metric::BackupAgeH.as_str().to_owned(),
                     threshold: level_line(&th, t),
                     detail: finding.map(finding_detail),
@@ -1029,8 +1058,8 @@ fn inventory(c: &InventoryCheck, rule: &RuleId, input: &Input<'_>, sink: &mut Si
         for (item, pts) in points_of(input.batch, input.times, metric) {
             sink.out.checks += pts.len();
             let e = th.evaluate(stored(&input.index, rule, item), pts);
-            let finding = latest(input.batch, FindingKind::Updates, &item);
-            sink.record(&item, e, |t| Meta {
+            let finding = latest(input.batch, FindingKind::Updates, item);
+            sink.record(item, e, |t| Meta {
                 metric: c.condition.metric().to_owned(),
                 threshold: level_line(&th, t),
                 detail: finding.map(finding_detail),
@@ -1149,7 +1178,7 @@ fn rate(c: &RateCheck, rule: &RuleId, input: &Input<'_>, sink: &mut Sink<'_>) {
         };
         let limit = c.limit;
         let metric = c.metric.as_str();
-        sink.record(&item, e, |t| Meta {
+        sink.record(item, e, |t| Meta {
             metric: format!("rate:{metric}"),
             threshold: level_line(&th, t),
             detail: Some(match (t.to, last_value) {

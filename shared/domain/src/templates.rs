@@ -536,7 +536,7 @@ mod tests {
         .expect("rule");
         let res = template("resources").expect("resources");
         let once = res
-            .apply(&[mine.clone()], &Overrides::new())
+            .apply(std::slice::from_ref(&mine), &Overrides::new())
             .expect("applied");
         let twice = res.apply(&once, &Overrides::new()).expect("applied");
         assert_eq!(once, twice);

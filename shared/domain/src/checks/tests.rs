@@ -122,10 +122,22 @@ fn a_rule_without_kind_is_the_threshold_rule_it_always_was() {
     assert_eq!(t.warning.map(|l| (l.threshold, l.for_s)), Some((85.0, 300)));
     assert_eq!(t.max_gap_s, 600);
     assert!(r.enabled);
-    // It round-trips, now naming its kind.
+    // It is written as before (no `kind`) and round-trips.
     let json = serde_json::to_value(&r).expect("json");
-    assert_eq!(json["kind"], "threshold");
+    assert!(json.get("kind").is_none(), "{json}");
     assert_eq!(serde_json::from_value::<Rule>(json).expect("parses"), r);
+    // Every other kind names itself and round-trips.
+    for t in crate::templates::builtin() {
+        for r in t.rules {
+            let json = serde_json::to_value(&r).expect("json");
+            let kind = r.check.kind();
+            assert_eq!(
+                json.get("kind").and_then(|k| k.as_str()),
+                (kind != "threshold").then_some(kind)
+            );
+            assert_eq!(serde_json::from_value::<Rule>(json).expect("parses"), r);
+        }
+    }
 }
 
 #[test]
@@ -808,13 +820,72 @@ proptest! {
             let t = T0 + i as i64 * HOUR_MS;
             let b = at(t, vec![cert(t, *left)], vec![]);
             for tr in d.feed(&b) {
-                let expect = if *left <= 0.0 { Some(Critical) }
-                    else if *left <= 3.0 { Some(Critical) }
+                // Expired (≤ 0 days) is critical, like the last reminder.
+                let expect = if *left <= 3.0 { Some(Critical) }
                     else if *left <= 14.0 { Some(Warning) }
                     else if *left <= 30.0 { Some(Info) } else { None };
                 prop_assert_eq!(tr.transition.to, expect);
             }
             prop_assert!(d.feed(&b).is_empty());
         }
+    }
+
+    #[test]
+    fn rate_rules_ignore_replays_and_batch_boundaries(
+        steps in proptest::collection::vec((30i64..400, -0.5..1.5f64), 1..150),
+        cut in 0usize..150,
+    ) {
+        let r = rule(serde_json::json!({
+            "id": "fill", "family": "resources", "kind": "rate", "metric": "cpu_total_pct",
+            "limit": 100, "window_s": 900, "warning_h": 2, "critical_h": 0.5
+        }));
+        // A CPU series drifting by the given steps (one sample per batch).
+        let mut t = T0;
+        let mut v: f64 = 20.0;
+        let points: Vec<(i64, f64)> = steps
+            .iter()
+            .map(|(dt, dv)| {
+                t += dt * 1000;
+                v = (v + dv).clamp(0.0, 100.0);
+                (t, v)
+            })
+            .collect();
+        let one_batch = |pts: &[(i64, f64)]| {
+            let rows: Vec<_> = pts
+                .iter()
+                .map(|(t, v)| {
+                    let mut row = batch(*t, 1).rows().pop().expect("row");
+                    row.ts = *t;
+                    if let Some(c) = row.cpu.as_mut() {
+                        c.total_pct = *v;
+                    }
+                    row
+                })
+                .collect();
+            TelemetryBatch::from_samples(batch(T0, 1).agent, Default::default(), &rows)
+        };
+        let mut whole = Device::new(vec![r.clone()]);
+        let all = whole.feed(&one_batch(&points));
+        let cut = cut.min(points.len());
+        let mut split = Device::new(vec![r]);
+        let mut parts = Vec::new();
+        for part in [&points[..cut], &points[cut..]] {
+            if part.is_empty() {
+                continue;
+            }
+            let b = one_batch(part);
+            parts.extend(split.feed(&b));
+            let writes = split.writes;
+            prop_assert!(split.feed(&b).is_empty(), "a replay raised something");
+            prop_assert_eq!(split.writes, writes, "a replay wrote");
+        }
+        prop_assert_eq!(levels(&all), levels(&parts));
+        // Equal but for `last_ms`, which is written only along with a real change.
+        let strip = |s: &States| {
+            s.iter()
+                .map(|(k, v)| (k.clone(), RuleState { last_ms: 0, ..*v }))
+                .collect::<BTreeMap<_, _>>()
+        };
+        prop_assert_eq!(strip(&whole.states), strip(&split.states));
     }
 }
