@@ -157,13 +157,16 @@ pub struct AlertEvent {
     pub family: AlertFamily,
     /// What the rule watches on the device ("/var", "eth0", "" for device-wide metrics).
     pub subject: String,
-    /// Metric name, e.g. "filesystem_used_pct".
+    /// Metric name, e.g. "filesystem_used_pct"; for other rule kinds `finding:<kind>`
+    /// ("finding:service"), `event:<kind>` ("event:auth_failure") or `rate:<metric>`.
     pub metric: String,
     /// Severity after the transition (for `resolved`: the last one it had).
     pub severity: Severity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_severity: Option<Severity>,
-    /// The value that caused the transition, and the threshold of the level concerned.
+    /// The value that caused the transition, and the threshold of the level concerned (for a
+    /// count rule: events counted and `at_least`; for an expiry rule: days left and the
+    /// reminder's days; for a state rule: the Sev level of the state, 0 once fine).
     pub value: f64,
     pub threshold: f64,
     /// When the transition happened (the sample's time) and when the alert opened, Unix ms.

@@ -64,7 +64,8 @@ impl std::fmt::Display for RuleId {
 ///
 /// The metrics after `temperature_celsius` are read from findings, one point per finding at
 /// its `observed_ms`, the finding's subject (backup job, certificate, package manager,
-/// antivirus product, disk, user) being the item.
+/// antivirus product, disk, user) being the item. Findings come at the collector's pace
+/// (minutes to hours): a rule on them with `for_s` needs `max_gap_s` above that period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
