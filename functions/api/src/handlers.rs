@@ -962,6 +962,7 @@ async fn test_notification<K: Clock>(
         at_ms: now,
         opened_ms: now,
         maintenance: None,
+        detail: None,
     };
     match prepare(channel, &event, &api.console_base, now / 1000) {
         Notification::Http(request) => {

@@ -208,13 +208,12 @@ where
                 warn!(event_id = %pending.event.event_id, "publishing an abandoned outbox event");
                 self.publish(tenant, &pending.event).await?;
             }
-            let evaluation = effective.evaluate(&envelope.batch, |rule, item| {
-                stored
-                    .states
-                    .get(&(rule.clone(), item.to_owned()))
-                    .map(|v| v.state)
-                    .unwrap_or_default()
-            });
+            let states: HashMap<_, _> = stored
+                .states
+                .iter()
+                .map(|(k, v)| (k.clone(), v.state))
+                .collect();
+            let evaluation = effective.evaluate(&envelope.batch, &states);
             let events: Vec<AlertEvent> = evaluation
                 .transitions
                 .iter()
@@ -223,7 +222,7 @@ where
                         .states
                         .get(&(t.rule.clone(), t.subject.clone()))
                         .map(|v| v.state);
-                    alert_event(envelope, &effective, t, before.unwrap_or_default())
+                    alert_event(envelope, t, before.unwrap_or_default())
                 })
                 .collect();
             let mut events = events;
@@ -324,29 +323,25 @@ where
 /// The event of one transition; `before` is the state the transition started from.
 fn alert_event(
     envelope: &BatchEnvelope,
-    effective: &EffectivePolicy,
     t: &RuleTransition,
     before: RuleState,
 ) -> Option<AlertEvent> {
-    let kind = AlertEventKind::of(t.transition.from, t.transition.to)?;
-    let (rule, _) = effective.rules.iter().find(|(r, _)| r.id == t.rule)?;
+    let kind = match AlertEventKind::of(t.transition.from, t.transition.to) {
+        Some(kind) => kind,
+        None if t.reminder => AlertEventKind::Reminder,
+        None => return None,
+    };
     let severity = t
         .transition
         .to
         .or(t.transition.from)
         .unwrap_or(Severity::Info);
-    let level = match severity {
-        Severity::Critical => rule.threshold.critical,
-        _ => rule.threshold.warning,
-    }
-    .or(rule.threshold.warning)
-    .or(rule.threshold.critical);
     let alert_id = derived_id(
         "al",
         &[
             envelope.tenant_id.as_str(),
             envelope.device_id.as_str(),
-            rule.id.as_str(),
+            t.rule.as_str(),
             &t.subject,
         ],
     );
@@ -373,17 +368,18 @@ fn alert_event(
         site_id: envelope.site_id.clone(),
         device_id: envelope.device_id.clone(),
         device_name: envelope.batch.agent.hostname.clone(),
-        rule_id: rule.id.to_string(),
-        family: rule.family,
+        rule_id: t.rule.to_string(),
+        family: t.family,
         subject: t.subject.clone(),
-        metric: rule.metric.as_str().to_owned(),
+        metric: t.metric.clone(),
         severity,
         previous_severity: t.transition.from.filter(|_| kind != AlertEventKind::Opened),
         value: t.transition.value,
-        threshold: level.map_or(0.0, |l| l.threshold),
+        threshold: t.threshold,
         at_ms: t.transition.at_ms,
         opened_ms,
         maintenance: None,
+        detail: t.detail.clone(),
     })
 }
 
@@ -428,5 +424,6 @@ fn back_up_event(envelope: &BatchEnvelope, down: RuleState, at_ms: i64) -> Alert
         at_ms,
         opened_ms: down.firing_since_ms.unwrap_or(at_ms),
         maintenance: None,
+        detail: None,
     }
 }

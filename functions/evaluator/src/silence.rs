@@ -96,6 +96,7 @@ pub fn heartbeat_event(
         at_ms,
         opened_ms,
         maintenance: None,
+        detail: None,
     }
 }
 

@@ -111,6 +111,8 @@ pub enum AlertEventKind {
     SeverityRaised,
     SeverityLowered,
     Resolved,
+    /// A further reminder at unchanged severity (an expiry rule's next reminder level).
+    Reminder,
 }
 
 impl AlertEventKind {
@@ -120,6 +122,7 @@ impl AlertEventKind {
             Self::SeverityRaised => "severity_raised",
             Self::SeverityLowered => "severity_lowered",
             Self::Resolved => "resolved",
+            Self::Reminder => "reminder",
         }
     }
 
@@ -154,13 +157,16 @@ pub struct AlertEvent {
     pub family: AlertFamily,
     /// What the rule watches on the device ("/var", "eth0", "" for device-wide metrics).
     pub subject: String,
-    /// Metric name, e.g. "filesystem_used_pct".
+    /// Metric name, e.g. "filesystem_used_pct"; for other rule kinds `finding:<kind>`
+    /// ("finding:service"), `event:<kind>` ("event:auth_failure") or `rate:<metric>`.
     pub metric: String,
     /// Severity after the transition (for `resolved`: the last one it had).
     pub severity: Severity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_severity: Option<Severity>,
-    /// The value that caused the transition, and the threshold of the level concerned.
+    /// The value that caused the transition, and the threshold of the level concerned (for a
+    /// count rule: events counted and `at_least`; for an expiry rule: days left and the
+    /// reminder's days; for a state rule: the Sev level of the state, 0 once fine).
     pub value: f64,
     pub threshold: f64,
     /// When the transition happened (the sample's time) and when the alert opened, Unix ms.
@@ -169,6 +175,10 @@ pub struct AlertEvent {
     /// Set when a maintenance window decided about this event (see [`crate::maintenance`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<crate::maintenance::MaintenanceNote>,
+    /// What happened, for people, when the rule knows more than a number ("nginx is failed
+    /// (systemd: dead)", "12 failed logins for root from 203.0.113.9 within 5 min").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl AlertEvent {

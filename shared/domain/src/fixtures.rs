@@ -16,6 +16,7 @@ pub fn event(kind: AlertEventKind) -> AlertEvent {
         AlertEventKind::SeverityRaised => (Critical, Some(Warning), 96.4, 95.0, 35),
         AlertEventKind::SeverityLowered => (Warning, Some(Critical), 90.1, 85.0, 57),
         AlertEventKind::Resolved => (Warning, None, 62.0, 85.0, 80),
+        AlertEventKind::Reminder => (Critical, Some(Critical), 96.8, 95.0, 50),
     };
     let id = |s: &str| s.to_owned();
     AlertEvent {
@@ -38,5 +39,6 @@ pub fn event(kind: AlertEventKind) -> AlertEvent {
         at_ms: OPENED_MS + after_min * MINUTE_MS,
         opened_ms: OPENED_MS,
         maintenance: None,
+        detail: None,
     }
 }

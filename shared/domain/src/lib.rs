@@ -4,6 +4,7 @@
 //! runtime. Time is passed in (see [`clock`]), never read inside logic.
 
 pub mod alert;
+pub mod checks;
 pub mod clock;
 pub mod device;
 pub mod directory;
@@ -22,5 +23,6 @@ pub mod protocol;
 pub mod rules;
 pub mod signing;
 pub mod telemetry;
+pub mod templates;
 pub mod usage;
 pub mod workflow;
