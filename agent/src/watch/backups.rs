@@ -102,7 +102,8 @@ impl Watcher for Backups {
             let reading = read_source(ctx, source, remembered);
             if reading.status == BackupStatus::Success {
                 let at = reading.last_run_ms.unwrap_or(ctx.now_ms);
-                remembered.last_success_ms = Some(remembered.last_success_ms.map_or(at, |p| p.max(at)));
+                remembered.last_success_ms =
+                    Some(remembered.last_success_ms.map_or(at, |p| p.max(at)));
             }
             if let Some(given) = reading.last_success_ms {
                 remembered.last_success_ms = Some(given);
@@ -152,7 +153,9 @@ fn source_name(source: &BackupSource) -> &'static str {
 
 fn read_source(ctx: &WatchContext<'_>, source: &BackupSource, memory: &mut JobMemory) -> Reading {
     match source {
-        BackupSource::StatusFile { path, .. } => read_status_file(&ctx.machine(path.trim_start_matches('/'))),
+        BackupSource::StatusFile { path, .. } => {
+            read_status_file(&ctx.machine(path.trim_start_matches('/')))
+        }
         BackupSource::Command { argv, every_s, .. } => run_command(ctx, argv, *every_s, memory),
         BackupSource::Restic {
             repository,
@@ -196,7 +199,11 @@ fn read_source(ctx: &WatchContext<'_>, source: &BackupSource, memory: &mut JobMe
 }
 
 fn repository_unreadable(tool: &str, stderr: &str) -> Reading {
-    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message");
     Reading::unknown(RunStatus::with(
         CollectorState::Error,
         format!("{tool} failed: {}", shorten(last.trim(), 200)),
@@ -246,7 +253,10 @@ fn read_status_file(path: &Path) -> Reading {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .and_then(|d| i64::try_from(d.as_millis()).ok());
     if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(&text) {
-        let status = o.get("status").and_then(|s| s.as_str()).and_then(status_word);
+        let status = o
+            .get("status")
+            .and_then(|s| s.as_str())
+            .and_then(status_word);
         let finished = o.get("finished_at").and_then(|v| match v {
             serde_json::Value::Number(n) => n.as_f64().map(|s| (s * 1000.0) as i64),
             serde_json::Value::String(s) => parse_timestamp(s),
@@ -284,7 +294,12 @@ fn unreadable_status(path: &Path) -> Reading {
 }
 
 /// A command source: run when its interval has passed, otherwise its remembered result.
-fn run_command(ctx: &WatchContext<'_>, argv: &[String], every_s: u32, memory: &mut JobMemory) -> Reading {
+fn run_command(
+    ctx: &WatchContext<'_>,
+    argv: &[String],
+    every_s: u32,
+    memory: &mut JobMemory,
+) -> Reading {
     let due = memory
         .command_at_ms
         .is_none_or(|at| ctx.now_ms - at >= i64::from(every_s) * 1000 || at > ctx.now_ms);
@@ -331,7 +346,11 @@ fn parse_restic(stdout: &str) -> Reading {
         .filter_map(|s| s.get("time")?.as_str().and_then(parse_timestamp))
         .max();
     match newest {
-        None => Reading::of(BackupStatus::Never, None, Some("no snapshot in the repository".into())),
+        None => Reading::of(
+            BackupStatus::Never,
+            None,
+            Some("no snapshot in the repository".into()),
+        ),
         Some(at) => Reading {
             last_success_ms: Some(at),
             ..Reading::of(BackupStatus::Success, Some(at), None)
@@ -358,7 +377,11 @@ fn parse_borg(stdout: &str) -> Reading {
         })
         .max();
     match newest {
-        None => Reading::of(BackupStatus::Never, None, Some("no archive in the repository".into())),
+        None => Reading::of(
+            BackupStatus::Never,
+            None,
+            Some("no archive in the repository".into()),
+        ),
         Some(at) => Reading {
             last_success_ms: Some(at),
             ..Reading::of(BackupStatus::Success, Some(at), None)
@@ -417,7 +440,13 @@ mod tests {
 
     const NOW: i64 = 1_790_000_000_000;
 
-    fn run(b: &mut Backups, dir: &Path, tools: &Tools, sources: Vec<BackupSource>, now_ms: i64) -> (RunStatus, Vec<BackupFinding>) {
+    fn run(
+        b: &mut Backups,
+        dir: &Path,
+        tools: &Tools,
+        sources: Vec<BackupSource>,
+        now_ms: i64,
+    ) -> (RunStatus, Vec<BackupFinding>) {
         let plan = CollectPlan {
             backups: sources,
             ..CollectPlan::default()
@@ -451,8 +480,12 @@ mod tests {
     }
 
     fn mtime_ms(path: &Path) -> i64 {
-        let t = std::fs::metadata(path).and_then(|m| m.modified()).expect("mtime");
-        t.duration_since(std::time::UNIX_EPOCH).expect("after epoch").as_millis() as i64
+        let t = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        t.duration_since(std::time::UNIX_EPOCH)
+            .expect("after epoch")
+            .as_millis() as i64
     }
 
     #[test]
@@ -478,11 +511,26 @@ mod tests {
         ];
         let (status, found) = run(&mut Backups::default(), &dir, &tools, sources.clone(), NOW);
         assert_eq!(status.state, CollectorState::Error, "{status:?}");
-        assert!(status.detail.as_deref().is_some_and(|d| d.starts_with("odd: ")));
+        assert!(
+            status
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("odd: "))
+        );
         let nas = &found[0];
         assert_eq!(
-            (nas.status, nas.last_run_ms, nas.message.as_deref(), nas.last_success_ms),
-            (BackupStatus::Failed, Some(NOW - 44_000_000), Some("repository locked"), None)
+            (
+                nas.status,
+                nas.last_run_ms,
+                nas.message.as_deref(),
+                nas.last_success_ms
+            ),
+            (
+                BackupStatus::Failed,
+                Some(NOW - 44_000_000),
+                Some("repository locked"),
+                None
+            )
         );
         let offsite = &found[1];
         assert_eq!(offsite.status, BackupStatus::Success);
@@ -497,7 +545,11 @@ mod tests {
         let (_, found) = run(&mut Backups::default(), &dir, &tools, sources, NOW + 60_000);
         assert_eq!(found[1].status, BackupStatus::Failed);
         assert_eq!(found[1].last_run_ms, Some(mtime_ms(&text)));
-        assert!(found[1].last_success_ms.is_some_and(|s| s <= mtime_ms(&text)));
+        assert!(
+            found[1]
+                .last_success_ms
+                .is_some_and(|s| s <= mtime_ms(&text))
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -505,7 +557,10 @@ mod tests {
     fn a_command_runs_at_most_every_interval_and_its_result_is_remembered() {
         let dir = scratch("backups-command");
         let counter = dir.join("runs");
-        let script = format!("echo x >> {}; echo 'disk full' >&2; exit 2", counter.display());
+        let script = format!(
+            "echo x >> {}; echo 'disk full' >&2; exit 2",
+            counter.display()
+        );
         let source = BackupSource::Command {
             job: "check".into(),
             argv: vec!["sh".into(), "-c".into(), script],
@@ -516,12 +571,25 @@ mod tests {
         let (status, found) = run(&mut b, &dir, &tools, vec![source.clone()], NOW);
         assert_eq!(status, RunStatus::ok());
         assert_eq!(
-            (found[0].status, found[0].last_run_ms, found[0].message.as_deref()),
+            (
+                found[0].status,
+                found[0].last_run_ms,
+                found[0].message.as_deref()
+            ),
             (BackupStatus::Failed, Some(NOW), Some("disk full"))
         );
         let (_, again) = run(&mut b, &dir, &tools, vec![source.clone()], NOW + 600_000);
-        assert_eq!(again[0].last_run_ms, Some(NOW), "not run again within the hour");
-        let runs = || std::fs::read_to_string(&counter).expect("runs").lines().count();
+        assert_eq!(
+            again[0].last_run_ms,
+            Some(NOW),
+            "not run again within the hour"
+        );
+        let runs = || {
+            std::fs::read_to_string(&counter)
+                .expect("runs")
+                .lines()
+                .count()
+        };
         assert_eq!(runs(), 1);
         run(&mut b, &dir, &tools, vec![source], NOW + 3_600_000);
         assert_eq!(runs(), 2);
@@ -547,7 +615,10 @@ mod tests {
         let (status, found) = run(&mut Backups::default(), &dir, &tools, sources, NOW);
         assert_eq!(status.state, CollectorState::MissingTool);
         assert_eq!(status.detail.as_deref(), Some("r: restic is not installed"));
-        assert!(found.iter().all(|f| f.status == BackupStatus::Unknown), "{found:?}");
+        assert!(
+            found.iter().all(|f| f.status == BackupStatus::Unknown),
+            "{found:?}"
+        );
         assert_eq!(
             found.iter().map(|f| f.source.as_str()).collect::<Vec<_>>(),
             ["restic", "borg", "veeam"]
@@ -560,7 +631,10 @@ mod tests {
         // restic 0.16 `snapshots --json --latest 1`.
         let restic = r#"[{"time":"2026-09-21T02:00:05.123456789+02:00","tree":"ab","paths":["/srv"],"hostname":"srv1","username":"root","id":"4f3c","short_id":"4f3c"}]"#;
         let r = parse_restic(restic);
-        assert_eq!((r.status, r.last_success_ms), (BackupStatus::Success, Some(NOW - 51_194_877)));
+        assert_eq!(
+            (r.status, r.last_success_ms),
+            (BackupStatus::Success, Some(NOW - 51_194_877))
+        );
         assert_eq!(parse_restic("[]").status, BackupStatus::Never);
         assert_eq!(parse_restic("oops").status, BackupStatus::Unknown);
         // borg 1.2 `info --json --last 1`.
@@ -575,7 +649,10 @@ mod tests {
             Other        Backup  {0a1b2c3d-0000-4000-8000-000000000003}  Success  2026-09-21 22:00  2026-09-21 22:10\n\
             Total amount: 3\n";
         let v = parse_veeam(veeam, "Daily srv");
-        assert_eq!((v.status, v.last_run_ms), (BackupStatus::Failed, parse_timestamp("2026-09-20 22:03")));
+        assert_eq!(
+            (v.status, v.last_run_ms),
+            (BackupStatus::Failed, parse_timestamp("2026-09-20 22:03"))
+        );
         assert_eq!(parse_veeam(veeam, "Nope").status, BackupStatus::Never);
     }
 }

@@ -15,8 +15,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -228,7 +228,8 @@ pub(crate) fn probe_endpoint(
     };
     let handshake = rustls::ClientConnection::new(Arc::new(config), name).and_then(|mut conn| {
         while conn.is_handshaking() {
-            conn.complete_io(&mut tcp).map_err(|e| rustls::Error::General(e.to_string()))?;
+            conn.complete_io(&mut tcp)
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
         }
         conn.send_close_notify();
         let _ = conn.complete_io(&mut tcp);
@@ -238,7 +239,10 @@ pub(crate) fn probe_endpoint(
     match (seen, handshake) {
         (Some((der, chain_error)), _) => match parse_certificate(&der) {
             Ok(leaf) => from_leaf(&leaf, now_ms, chain_error),
-            Err(e) => verdict("invalid_chain", Some(format!("unreadable certificate: {e}"))),
+            Err(e) => verdict(
+                "invalid_chain",
+                Some(format!("unreadable certificate: {e}")),
+            ),
         },
         (None, Err(e)) => unreachable(format!("TLS handshake with {host}:{port}: {e}")),
         (None, Ok(())) => unreachable("no certificate presented".into()),
@@ -301,7 +305,9 @@ fn element(input: &[u8]) -> Result<(u8, &[u8], &[u8]), DerError> {
         if n == 0 || n > 4 || rest.len() < n {
             return Err(DerError::Malformed);
         }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -310,7 +316,11 @@ fn element(input: &[u8]) -> Result<(u8, &[u8], &[u8]), DerError> {
     Ok((tag, &rest[..len], &rest[len..]))
 }
 
-fn expect<'a>(input: &'a [u8], tag: u8, what: &'static str) -> Result<(&'a [u8], &'a [u8]), DerError> {
+fn expect<'a>(
+    input: &'a [u8],
+    tag: u8,
+    what: &'static str,
+) -> Result<(&'a [u8], &'a [u8]), DerError> {
     let (found, content, rest) = element(input)?;
     if found != tag {
         return Err(DerError::Unexpected {
@@ -364,7 +374,12 @@ fn der_time(tag: u8, content: &[u8]) -> Result<i64, DerError> {
     };
     let n = |i: usize| rest[i..i + 2].parse::<i64>().map_err(|_| bad());
     let (month, day, hour, minute, second) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return Err(bad());
     }
     let days = days_from_civil(year, month as u32, day as u32);
@@ -409,7 +424,8 @@ mod tests {
 
     /// A self-signed certificate for `localhost` valid until `not_after` (y, m, d).
     fn self_signed(not_after: (i32, u8, u8)) -> (rcgen::CertifiedKey, i64) {
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "vigie test endpoint");
@@ -419,17 +435,24 @@ mod tests {
         params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
         let key = rcgen::KeyPair::generate().expect("key");
         let cert = params.self_signed(&key).expect("cert");
-        let ms = days_from_civil(i64::from(not_after.0), u32::from(not_after.1), u32::from(not_after.2))
-            * 86_400_000;
-        (rcgen::CertifiedKey { cert, key_pair: key }, ms)
+        let ms = days_from_civil(
+            i64::from(not_after.0),
+            u32::from(not_after.1),
+            u32::from(not_after.2),
+        ) * 86_400_000;
+        (
+            rcgen::CertifiedKey {
+                cert,
+                key_pair: key,
+            },
+            ms,
+        )
     }
 
     /// A real TLS server on 127.0.0.1 presenting `cert` to each of `connections` clients.
     fn serve(certified: &rcgen::CertifiedKey, connections: usize) -> u16 {
         let chain = vec![certified.cert.der().clone()];
-        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(
-            certified.key_pair.serialize_der().into(),
-        );
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
         let config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .expect("versions")
@@ -441,8 +464,12 @@ mod tests {
         let port = listener.local_addr().expect("addr").port();
         std::thread::spawn(move || {
             for _ in 0..connections {
-                let Ok((mut tcp, _)) = listener.accept() else { return };
-                let Ok(mut conn) = rustls::ServerConnection::new(config.clone()) else { return };
+                let Ok((mut tcp, _)) = listener.accept() else {
+                    return;
+                };
+                let Ok(mut conn) = rustls::ServerConnection::new(config.clone()) else {
+                    return;
+                };
                 while conn.is_handshaking() {
                     if conn.complete_io(&mut tcp).is_err() {
                         break;
@@ -487,7 +514,11 @@ mod tests {
         let (cert, not_after_ms) = self_signed((2027, 3, 1));
         let port = serve(&cert, 1);
         // A closed port next to it: nothing listens there.
-        let closed = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("a").port();
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("a")
+            .port();
         let (status, found) = run(
             vec![
                 CertificateTarget::Endpoint {
@@ -506,15 +537,30 @@ mod tests {
         assert_eq!(status, RunStatus::ok());
         let tls = &found[0];
         assert_eq!(tls.target, format!("127.0.0.1:{port}"));
-        assert_eq!((tls.source.as_str(), tls.state.as_str()), ("endpoint", "invalid_chain"), "{tls:?}");
+        assert_eq!(
+            (tls.source.as_str(), tls.state.as_str()),
+            ("endpoint", "invalid_chain"),
+            "{tls:?}"
+        );
         assert_eq!(tls.not_after_ms, Some(not_after_ms));
-        assert_eq!(tls.subject.as_deref(), Some("CN=vigie test endpoint, O=Vigie Tests"));
+        assert_eq!(
+            tls.subject.as_deref(),
+            Some("CN=vigie test endpoint, O=Vigie Tests")
+        );
         assert_eq!(tls.issuer, tls.subject, "self-signed");
-        assert!(tls.error.as_deref().is_some_and(|e| e.contains("UnknownIssuer")), "{tls:?}");
+        assert!(
+            tls.error
+                .as_deref()
+                .is_some_and(|e| e.contains("UnknownIssuer")),
+            "{tls:?}"
+        );
         let down = &found[1];
         assert_eq!(down.state, "unreachable");
         assert_eq!(down.not_after_ms, None);
-        assert!(down.error.as_deref().is_some_and(|e| e.contains("connect")), "{down:?}");
+        assert!(
+            down.error.as_deref().is_some_and(|e| e.contains("connect")),
+            "{down:?}"
+        );
     }
 
     #[test]
@@ -530,9 +576,17 @@ mod tests {
         let file = |p: &Path| CertificateTarget::File {
             path: p.display().to_string(),
         };
-        let targets = vec![file(&pem), file(&der), file(&junk), file(&dir.join("absent.pem"))];
+        let targets = vec![
+            file(&pem),
+            file(&der),
+            file(&junk),
+            file(&dir.join("absent.pem")),
+        ];
         let (_, found) = run(targets.clone(), NOW);
-        let states: Vec<_> = found.iter().map(|f| (f.state.as_str(), f.not_after_ms)).collect();
+        let states: Vec<_> = found
+            .iter()
+            .map(|f| (f.state.as_str(), f.not_after_ms))
+            .collect();
         assert_eq!(
             states,
             [
@@ -555,7 +609,10 @@ mod tests {
         assert_eq!(der_time(0x18, b"20260921141320Z"), Ok(NOW));
         assert_eq!(der_time(0x17, b"491231235959Z").map(|t| t > NOW), Ok(true));
         assert!(der_time(0x17, b"261321141320Z").is_err());
-        assert_eq!(parse_certificate(&[0x30, 0x05, 0x30]), Err(DerError::Malformed));
+        assert_eq!(
+            parse_certificate(&[0x30, 0x05, 0x30]),
+            Err(DerError::Malformed)
+        );
         assert!(parse_certificate(b"").is_err());
     }
 }

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use vigie_domain::protocol::CollectPlan;
 use vigie_domain::telemetry::{CollectorState, CollectorStatus, EventCount, Finding};
 
-
 /// Every watcher this agent has, in the order they run. One line a watcher.
 pub fn builtin() -> Vec<Box<dyn Watcher>> {
     vec![
@@ -282,7 +281,9 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     let b = t.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let s = t.get(r)?;
-        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
     };
     if b.len() < 16 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
@@ -482,7 +483,10 @@ mod tests {
     fn timestamps_as_tools_print_them() {
         let at = 1_790_000_000_000; // 2026-09-21T14:13:20Z
         assert_eq!(parse_timestamp("2026-09-21T14:13:20Z"), Some(at));
-        assert_eq!(parse_timestamp("2026-09-21T16:13:20.250+02:00"), Some(at + 250));
+        assert_eq!(
+            parse_timestamp("2026-09-21T16:13:20.250+02:00"),
+            Some(at + 250)
+        );
         assert_eq!(
             parse_timestamp("2026-09-21T14:13:20.123456789-00:00"),
             Some(at + 123)
@@ -534,15 +538,28 @@ mod tests {
         let t = 1_790_000_000_000;
         let first = s.run_due(&dir, &tools, &dir, t);
         assert_eq!(first.observations.events.len(), 1);
-        assert_eq!(first.changed.len(), 1, "the first round reports every status");
+        assert_eq!(
+            first.changed.len(),
+            1,
+            "the first round reports every status"
+        );
         assert_eq!(first.changed[0].state, CollectorState::Ok);
         assert_eq!(s.next_due_ms(), Some(t + 10_000));
-        assert!(s.run_due(&dir, &tools, &dir, t + 5_000).is_empty(), "not due");
+        assert!(
+            s.run_due(&dir, &tools, &dir, t + 5_000).is_empty(),
+            "not due"
+        );
         let panicked = s.run_due(&dir, &tools, &dir, t + 10_000);
-        assert!(panicked.observations.is_empty(), "a panicking run's output is dropped");
+        assert!(
+            panicked.observations.is_empty(),
+            "a panicking run's output is dropped"
+        );
         assert_eq!(panicked.changed[0].state, CollectorState::Error);
         assert!(
-            panicked.changed[0].detail.as_deref().is_some_and(|d| d.contains("boom")),
+            panicked.changed[0]
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("boom")),
             "{panicked:?}"
         );
         let recovered = s.run_due(&dir, &tools, &dir, t + 20_000);

@@ -278,7 +278,8 @@ pub(crate) mod tests {
         let systemctl = bin.join("systemctl");
         std::fs::write(&systemctl, script).expect("script");
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
         let tools = Tools::on_path([bin, PathBuf::from("/bin"), PathBuf::from("/usr/bin")]);
         let (status, found) = run(&dir, &tools, &["nginx", "postgresql"]);
         assert_eq!(status, RunStatus::ok());

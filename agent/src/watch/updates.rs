@@ -96,7 +96,8 @@ impl Watcher for Updates {
 
 /// Debian's flag file, or `needs-restarting -r` (RHEL family: exit 1 means a reboot is needed).
 fn reboot_required(ctx: &WatchContext<'_>) -> bool {
-    if ctx.machine("var/run/reboot-required").exists() || ctx.machine("run/reboot-required").exists()
+    if ctx.machine("var/run/reboot-required").exists()
+        || ctx.machine("run/reboot-required").exists()
     {
         return true;
     }
@@ -148,7 +149,11 @@ pub fn parse_apt(stdout: &str) -> Pending {
     for line in stdout.lines() {
         if let Some(rest) = line.strip_prefix("Inst ") {
             in_kept = false;
-            let name = rest.split_whitespace().next().unwrap_or_default().to_owned();
+            let name = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             let origins = rest.split_once('(').map_or("", |(_, o)| o);
             if origins.contains("-security") {
                 security.push(name);
@@ -311,9 +316,19 @@ Conf libgcrypt20 (1.10.1-3+deb12u1 Debian:12.15/oldstable, Debian-Security:12/ol
         assert_eq!((p.pending, p.security, p.manual), (6, 2, 2));
         assert_eq!(
             p.sample,
-            ["libgcrypt20", "liblzma-dev", "linux-image-amd64", "openjdk-17-jdk", "base-files", "bash"]
+            [
+                "libgcrypt20",
+                "liblzma-dev",
+                "linux-image-amd64",
+                "openjdk-17-jdk",
+                "base-files",
+                "bash"
+            ]
         );
-        assert_eq!(parse_apt("0 upgraded, 0 newly installed\n"), Pending::default());
+        assert_eq!(
+            parse_apt("0 upgraded, 0 newly installed\n"),
+            Pending::default()
+        );
     }
 
     #[test]
@@ -344,7 +359,12 @@ Conf libgcrypt20 (1.10.1-3+deb12u1 Debian:12.15/oldstable, Debian-Security:12/ol
         assert_eq!(z.sample[0], "openSUSE-SLE-15.5-2023-4010");
     }
 
-    fn run(root: &Path, state: &Path, tools: &Tools, now_ms: i64) -> (RunStatus, Vec<UpdatesFinding>) {
+    fn run(
+        root: &Path,
+        state: &Path,
+        tools: &Tools,
+        now_ms: i64,
+    ) -> (RunStatus, Vec<UpdatesFinding>) {
         let plan = CollectPlan::default();
         let ctx = WatchContext {
             root,
@@ -388,20 +408,33 @@ Conf libgcrypt20 (1.10.1-3+deb12u1 Debian:12.15/oldstable, Debian-Security:12/ol
         assert_eq!(status, RunStatus::ok());
         assert_eq!(found[0].security_since_ms, Some(t));
         assert!(!found[0].reboot_required);
-        std::fs::write(dir.join("var/run/reboot-required"), "*** System restart required ***\n")
-            .expect("flag");
+        std::fs::write(
+            dir.join("var/run/reboot-required"),
+            "*** System restart required ***\n",
+        )
+        .expect("flag");
         let (_, found) = run(&dir, &state, &tools, t + 3_600_000);
         assert_eq!(found[0].security_since_ms, Some(t), "kept, not restarted");
         assert!(found[0].reboot_required);
-        assert_eq!(Finding::Updates(found[0].clone()).state(), "reboot_required");
+        assert_eq!(
+            Finding::Updates(found[0].clone()).state(),
+            "reboot_required"
+        );
 
-        std::fs::write(&listing, "0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n")
-            .expect("listing");
+        std::fs::write(
+            &listing,
+            "0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n",
+        )
+        .expect("listing");
         let (_, found) = run(&dir, &state, &tools, t + 7_200_000);
         assert_eq!((found[0].pending, found[0].security_since_ms), (0, None));
         std::fs::write(&listing, APT).expect("listing");
         let (_, found) = run(&dir, &state, &tools, t + 10_800_000);
-        assert_eq!(found[0].security_since_ms, Some(t + 10_800_000), "a new episode");
+        assert_eq!(
+            found[0].security_since_ms,
+            Some(t + 10_800_000),
+            "a new episode"
+        );
 
         let (status, found) = run(&dir, &state, &Tools::on_path([dir.join("none")]), t);
         assert_eq!(status.state, CollectorState::MissingTool);
@@ -431,7 +464,11 @@ Conf libgcrypt20 (1.10.1-3+deb12u1 Debian:12.15/oldstable, Debian-Security:12/ol
             .lines()
             .find(|l| l.contains(" upgraded, "))
             .expect("summary line");
-        let upgraded: u32 = summary.split_whitespace().next().and_then(|n| n.parse().ok()).expect("n");
+        let upgraded: u32 = summary
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("n");
         assert_eq!(u.pending - u.manual, upgraded, "{summary}");
         assert!(u.security <= u.pending && u.sample.len() <= MAX_SAMPLE_PACKAGES);
         assert_eq!(u.security_since_ms.is_some(), u.security > 0);
