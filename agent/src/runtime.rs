@@ -344,6 +344,8 @@ fn watch_loop(
             if !round.is_empty() && rounds.send(round).is_err() {
                 return;
             }
+            // The next due watcher right away: rounds go out one watcher at a time.
+            continue;
         }
         std::thread::sleep(TICK);
     }

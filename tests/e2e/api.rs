@@ -238,14 +238,19 @@ async fn api_stack(test: &str, own: &OwnIssuer) -> Stack {
 }
 
 /// A fresh issuer with the local API's issuer name and audience.
-fn local_issuer() -> OwnIssuer {
+pub(crate) fn local_issuer() -> OwnIssuer {
     OwnIssuer::generate(
         vigie_api::config::DEFAULT_ISSUER,
         vigie_api::config::DEFAULT_AUDIENCE,
     )
 }
 
-fn mint(own: &OwnIssuer, role: Role, tenant: Option<&TenantId>, client: Option<&str>) -> String {
+pub(crate) fn mint(
+    own: &OwnIssuer,
+    role: Role,
+    tenant: Option<&TenantId>,
+    client: Option<&str>,
+) -> String {
     let grant = Grant::new(
         format!("user-{}", role.as_str()),
         role,

@@ -167,56 +167,60 @@ impl Scheduler {
         self.slots.iter().map(|s| s.due_ms).min()
     }
 
-    /// Runs the watchers due at `now_ms`.
+    /// Runs the watcher most overdue at `now_ms`, if one is due. One at a time, so that
+    /// what a quick watcher saw is not held back behind a slow one.
     pub fn run_due(&mut self, root: &Path, tools: &Tools, state_dir: &Path, now_ms: i64) -> Round {
         let mut round = Round::default();
-        for slot in &mut self.slots {
-            if slot.due_ms > now_ms {
-                continue;
-            }
-            let name = slot.watcher.name();
-            let every_ms = i64::try_from(slot.watcher.every().as_millis()).unwrap_or(i64::MAX);
-            slot.due_ms = now_ms.saturating_add(every_ms.max(1_000));
-            let status = if self.plan.disabled.iter().any(|d| d == name) {
-                RunStatus::with(
-                    CollectorState::NotApplicable,
-                    "switched off by the device's policy",
-                )
-            } else {
-                let ctx = WatchContext {
-                    root,
-                    tools,
-                    plan: &self.plan,
-                    state_dir,
-                    now_ms,
-                };
-                let mut out = Observations::default();
-                let watcher = &mut slot.watcher;
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    watcher.run(&ctx, &mut out)
-                }));
-                match ran {
-                    Ok(status) => {
-                        round.observations.append(&mut out);
-                        status
-                    }
-                    // What it added before panicking is not trusted.
-                    Err(panic) => RunStatus::with(
-                        CollectorState::Error,
-                        format!("the watcher panicked: {}", panic_message(panic.as_ref())),
-                    ),
-                }
+        let Some(slot) = self
+            .slots
+            .iter_mut()
+            .filter(|s| s.due_ms <= now_ms)
+            .min_by_key(|s| s.due_ms)
+        else {
+            return round;
+        };
+        let name = slot.watcher.name();
+        let every_ms = i64::try_from(slot.watcher.every().as_millis()).unwrap_or(i64::MAX);
+        slot.due_ms = now_ms.saturating_add(every_ms.max(1_000));
+        let status = if self.plan.disabled.iter().any(|d| d == name) {
+            RunStatus::with(
+                CollectorState::NotApplicable,
+                "switched off by the device's policy",
+            )
+        } else {
+            let ctx = WatchContext {
+                root,
+                tools,
+                plan: &self.plan,
+                state_dir,
+                now_ms,
             };
-            let now = (status.state, status.detail);
-            if slot.reported.as_ref() != Some(&now) {
-                round.changed.push(CollectorStatus {
-                    collector: name.to_owned(),
-                    state: now.0,
-                    detail: now.1.clone().map(|d| shorten(&d, 500)),
-                    at_ms: now_ms,
-                });
-                slot.reported = Some(now);
+            let mut out = Observations::default();
+            let watcher = &mut slot.watcher;
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                watcher.run(&ctx, &mut out)
+            }));
+            match ran {
+                Ok(status) => {
+                    round.observations.append(&mut out);
+                    status
+                }
+                // What it added before panicking is not trusted.
+                Err(panic) => RunStatus::with(
+                    CollectorState::Error,
+                    format!("the watcher panicked: {}", panic_message(panic.as_ref())),
+                ),
             }
+        };
+        let now = (status.state, status.detail);
+        if slot.reported.as_ref() != Some(&now) {
+            round.changed.push(CollectorStatus {
+                collector: name.to_owned(),
+                state: now.0,
+                detail: now.1.clone().map(|d| shorten(&d, 500)),
+                at_ms: now_ms,
+            });
+            slot.reported = Some(now);
         }
         round
     }

@@ -527,7 +527,9 @@ mod tests {
             .handle(&observed_batch_request(&device, &key, 2, second))
             .await;
         assert_eq!(r.status, 202);
-        let stored = mem.devices.lock().expect("lock")[&device].collectors.clone();
+        let stored = mem.devices.lock().expect("lock")[&device]
+            .collectors
+            .clone();
         let view: Vec<_> = stored
             .iter()
             .map(|c| (c.collector.as_str(), c.state.as_str(), c.at_ms))
@@ -545,7 +547,10 @@ mod tests {
             .handle(&observed_batch_request(&device, &key, 2, replay))
             .await;
         assert_eq!(r.status, 409);
-        assert_eq!(mem.devices.lock().expect("lock")[&device].collectors, stored);
+        assert_eq!(
+            mem.devices.lock().expect("lock")[&device].collectors,
+            stored
+        );
     }
 
     #[tokio::test]

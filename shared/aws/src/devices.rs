@@ -44,7 +44,9 @@ fn collectors_from_item(item: &Item) -> Result<Vec<CollectorStatus>, StoreError>
         return Ok(Vec::new());
     };
     let AttributeValue::M(map) = value else {
-        return Err(StoreError::Corrupt("attribute collectors: not a map".into()));
+        return Err(StoreError::Corrupt(
+            "attribute collectors: not a map".into(),
+        ));
     };
     let mut statuses = map
         .iter()
@@ -107,7 +109,26 @@ pub(crate) fn device_item(d: &Device) -> Item {
     if !d.collectors.is_empty() {
         item.insert("collectors".into(), collectors_value(&d.collectors));
     }
+    if let Some(plan) = plan_value(&d.config.collect) {
+        item.insert("collect_plan".into(), plan);
+    }
     item
+}
+
+/// The device's own collection plan (services, backup jobs, certificates it must watch) as
+/// a JSON document attribute; `None` when empty.
+fn plan_value(plan: &vigie_domain::protocol::CollectPlan) -> Option<AttributeValue> {
+    if plan.is_empty() {
+        return None;
+    }
+    serde_json::to_string(plan).ok().map(AttributeValue::S)
+}
+
+fn plan_from_item(item: &Item) -> Result<vigie_domain::protocol::CollectPlan, StoreError> {
+    if !item.contains_key("collect_plan") {
+        return Ok(Default::default());
+    }
+    item.parsed("collect_plan", |s| serde_json::from_str(s))
 }
 
 pub(crate) fn device_from_item(item: &Item) -> Result<Device, StoreError> {
@@ -131,7 +152,7 @@ pub(crate) fn device_from_item(item: &Item) -> Result<Device, StoreError> {
             sample_interval_s: item.number("sample_interval_s")?,
             send_interval_s: item.number("send_interval_s")?,
             heartbeat_s: item.number("heartbeat_s")?,
-            ..AgentConfig::default()
+            collect: plan_from_item(item)?,
         },
         rate_window_ms: item.number_or("rate_window_ms", 0)?,
         rate_count: item.number_or("rate_count", 0)?,
@@ -179,20 +200,32 @@ impl DynamoDevices {
             .collect()
     }
 
-    /// Sets the configuration a device of `tenant` gets (intervals, heartbeat). A device of
-    /// another tenant is reported as not found.
+    /// Sets the configuration a device of `tenant` gets (intervals, heartbeat, its own
+    /// collection plan). A device of another tenant is reported as not found.
     pub async fn set_config(
         &self,
         tenant: &TenantId,
         id: &DeviceId,
         config: &vigie_domain::protocol::AgentConfig,
     ) -> Result<bool, StoreError> {
-        let result = self
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_of(&device_identity(id))))
-            .update_expression("SET sample_interval_s = :a, send_interval_s = :b, heartbeat_s = :c")
+            .set_key(Some(key_of(&device_identity(id))));
+        update = match plan_value(&config.collect) {
+            Some(plan) => update
+                .update_expression(
+                    "SET sample_interval_s = :a, send_interval_s = :b, heartbeat_s = :c, \
+                     collect_plan = :plan",
+                )
+                .expression_attribute_values(":plan", plan),
+            None => update.update_expression(
+                "SET sample_interval_s = :a, send_interval_s = :b, heartbeat_s = :c \
+                 REMOVE collect_plan",
+            ),
+        };
+        let result = update
             .condition_expression("attribute_exists(pk) AND tenant_id = :tenant")
             .expression_attribute_values(
                 ":a",
