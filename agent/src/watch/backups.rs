@@ -127,15 +127,14 @@ impl Watcher for Backups {
                 message: reading.message.map(|m| shorten(m.trim(), MESSAGE_MAX)),
             }));
         }
-        if *memory != before {
-            if let Err(e) = save_state(ctx.state_dir, STATE_FILE, &*memory) {
-                if status.state == CollectorState::Ok {
-                    status = RunStatus::with(
-                        CollectorState::Error,
-                        format!("cannot keep the last successes: {e}"),
-                    );
-                }
-            }
+        if *memory != before
+            && let Err(e) = save_state(ctx.state_dir, STATE_FILE, &*memory)
+            && status.state == CollectorState::Ok
+        {
+            status = RunStatus::with(
+                CollectorState::Error,
+                format!("cannot keep the last successes: {e}"),
+            );
         }
         status
     }
@@ -435,7 +434,6 @@ mod tests {
     use super::*;
     use crate::watch::Tools;
     use crate::watch::services::tests::scratch;
-    use std::path::PathBuf;
     use vigie_domain::protocol::CollectPlan;
 
     const NOW: i64 = 1_790_000_000_000;
@@ -599,7 +597,7 @@ mod tests {
     #[test]
     fn missing_products_are_unknown_jobs_and_a_missing_tool() {
         let dir = scratch("backups-missing");
-        let tools = Tools::on_path([PathBuf::from(dir.join("nothing-here"))]);
+        let tools = Tools::on_path([dir.join("nothing-here")]);
         let sources = vec![
             BackupSource::Restic {
                 job: "r".into(),

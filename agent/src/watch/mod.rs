@@ -29,7 +29,7 @@ pub fn builtin() -> Vec<Box<dyn Watcher>> {
         Box::new(services::Services),
         Box::new(backups::Backups::default()),
         Box::new(certificates::Certificates::default()),
-        Box::new(updates::Updates::default()),
+        Box::new(updates::Updates),
     ]
 }
 

@@ -72,13 +72,13 @@ impl Watcher for Updates {
             (_, None) => Some(ctx.now_ms),
         };
         let mut status = RunStatus::ok();
-        if memory != before {
-            if let Err(e) = save_state(ctx.state_dir, STATE_FILE, &memory) {
-                status = RunStatus::with(
-                    CollectorState::Error,
-                    format!("cannot keep since when security updates are pending: {e}"),
-                );
-            }
+        if memory != before
+            && let Err(e) = save_state(ctx.state_dir, STATE_FILE, &memory)
+        {
+            status = RunStatus::with(
+                CollectorState::Error,
+                format!("cannot keep since when security updates are pending: {e}"),
+            );
         }
         out.findings.push(Finding::Updates(UpdatesFinding {
             observed_ms: ctx.now_ms,
