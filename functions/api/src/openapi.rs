@@ -145,7 +145,15 @@ fn schemas() -> Map<String, Value> {
             "agent_version": text, "agent_outdated": { "type": "boolean" }, "status": { "enum": ["active", "revoked"] },
             "connection": { "enum": ["connected", "late", "down", "never_seen", "revoked"] },
             "tags": tags_schema(), "enrolled_ms": ms, "last_seen_ms": { "type": ["integer", "null"] },
-            "config": { "type": "object" }
+            "config": { "type": "object" },
+            "collectors": { "type": "array", "items": {
+                "type": "object", "required": ["collector", "state", "at_ms"],
+                "properties": {
+                    "collector": text,
+                    "state": { "enum": ["ok", "missing_tool", "no_permission", "not_applicable", "error"] },
+                    "detail": text, "at_ms": ms
+                }
+            } }
         }
     }));
     s.insert("DevicePage".into(), page_of("Device"));

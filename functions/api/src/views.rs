@@ -84,6 +84,8 @@ pub fn device(d: &Device, now_ms: i64) -> Value {
         "enrolled_ms": d.enrolled_ms,
         "last_seen_ms": (d.last_seen_ms > 0).then_some(d.last_seen_ms),
         "config": d.config,
+        // What each of the agent's collectors last said (a missing tool, a permission).
+        "collectors": d.collectors,
     })
 }
 

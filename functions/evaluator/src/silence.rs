@@ -466,6 +466,7 @@ mod tests {
             rate_count: 0,
             heartbeat_slot_ms: heartbeat_slot(last_seen_ms, 300),
             usage: Default::default(),
+            collectors: Vec::new(),
         }
     }
 

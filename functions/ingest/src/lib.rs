@@ -141,6 +141,7 @@ where
                 heartbeat_slot_ms: 0,
                 usage: Default::default(),
                 tags: token.tags.clone(),
+                collectors: Vec::new(),
             };
             let outcome = self.enrollment.redeem(&token, &device).await?;
             if let RedeemOutcome::DeviceLimit { max } = outcome {
@@ -232,10 +233,17 @@ where
         };
         // Queue first, then record the sequence: a crash in between makes the agent retry,
         // and the queue's (device, seq) deduplication keeps that retry from doubling the batch.
+        // The collector statuses the batch carries are kept on the device in the same write.
         let message_id = self.queue.enqueue(&envelope).await?;
         match self
             .registry
-            .record_batch(&device, headers.seq, envelope.wire_bytes, now)
+            .record_batch_observed(
+                &device,
+                headers.seq,
+                envelope.wire_bytes,
+                now,
+                &envelope.batch.collectors,
+            )
             .await?
         {
             SequenceOutcome::Recorded => {}
@@ -350,6 +358,23 @@ mod tests {
             d.last_seen_ms = now_ms;
             Ok(SequenceOutcome::Recorded)
         }
+
+        async fn record_batch_observed(
+            &self,
+            device: &Device,
+            seq: u64,
+            wire_bytes: u64,
+            now_ms: i64,
+            collectors: &[vigie_domain::telemetry::CollectorStatus],
+        ) -> Result<SequenceOutcome, StoreError> {
+            let outcome = self.record_batch(device, seq, wire_bytes, now_ms).await?;
+            if outcome == SequenceOutcome::Recorded {
+                let mut devices = self.devices.lock().expect("lock");
+                let d = devices.get_mut(&device.id).expect("known");
+                d.collectors = d.merged_collectors(collectors);
+            }
+            Ok(outcome)
+        }
     }
 
     impl EnrollmentStore for &Memory {
@@ -450,12 +475,22 @@ mod tests {
     }
 
     fn batch_request(device: &DeviceId, key: &DeviceSigningKey, seq: u64) -> HttpRequest {
+        observed_batch_request(device, key, seq, serde_json::json!([]))
+    }
+
+    fn observed_batch_request(
+        device: &DeviceId,
+        key: &DeviceSigningKey,
+        seq: u64,
+        collectors: serde_json::Value,
+    ) -> HttpRequest {
         let batch = serde_json::json!({
             "schema": 1,
             "agent": {"version": "0.1.0", "hostname": "h", "os": "o", "kernel": "k", "arch": "x86_64", "boot_time": 1},
             "start_ms": NOW - 1000,
             "offsets_ms": [0],
-            "cpu": {"total_pct_x100": [500], "iowait_pct_x100": [0]}
+            "cpu": {"total_pct_x100": [500], "iowait_pct_x100": [0]},
+            "collectors": collectors,
         });
         let body = gzip(batch.to_string().as_bytes());
         let sig = key.sign(&SignedRequest {
@@ -495,6 +530,53 @@ mod tests {
         assert_eq!(
             mem.queued.lock().expect("lock")[0].tenant_id.as_str(),
             "msp"
+        );
+    }
+
+    #[tokio::test]
+    async fn collector_statuses_are_kept_on_the_device_and_merged() {
+        let mem = Memory::default();
+        let ingest = Ingest::new(&mem, &mem, &mem, ManualClock::at(NOW));
+        let (device, key) = enrolled(&mem, &ingest).await;
+        let first = serde_json::json!([
+            {"collector": "smart", "state": "missing_tool", "detail": "smartctl is not installed", "at_ms": NOW - 2000},
+            {"collector": "backups", "state": "ok", "at_ms": NOW - 2000},
+        ]);
+        let r = ingest
+            .handle(&observed_batch_request(&device, &key, 1, first))
+            .await;
+        assert_eq!(r.status, 202);
+        // Only what changed comes next: the others stay.
+        let second = serde_json::json!([
+            {"collector": "backups", "state": "error", "detail": "nightly: unreadable", "at_ms": NOW - 1000},
+        ]);
+        let r = ingest
+            .handle(&observed_batch_request(&device, &key, 2, second))
+            .await;
+        assert_eq!(r.status, 202);
+        let stored = mem.devices.lock().expect("lock")[&device]
+            .collectors
+            .clone();
+        let view: Vec<_> = stored
+            .iter()
+            .map(|c| (c.collector.as_str(), c.state.as_str(), c.at_ms))
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("backups", "error", NOW - 1000),
+                ("smart", "missing_tool", NOW - 2000)
+            ]
+        );
+        // A replayed batch changes nothing.
+        let replay = serde_json::json!([{"collector": "smart", "state": "ok", "at_ms": NOW}]);
+        let r = ingest
+            .handle(&observed_batch_request(&device, &key, 2, replay))
+            .await;
+        assert_eq!(r.status, 409);
+        assert_eq!(
+            mem.devices.lock().expect("lock")[&device].collectors,
+            stored
         );
     }
 

@@ -68,6 +68,21 @@ pub trait DeviceRegistry: Send + Sync {
         wire_bytes: u64,
         now_ms: i64,
     ) -> impl Future<Output = Result<SequenceOutcome, StoreError>> + Send;
+
+    /// [`DeviceRegistry::record_batch`], also keeping on the device record the collector
+    /// statuses the batch carries, in the same write (see [`Device::merged_collectors`]).
+    /// The default keeps none: for registries that do not show collector statuses.
+    fn record_batch_observed(
+        &self,
+        device: &Device,
+        seq: u64,
+        wire_bytes: u64,
+        now_ms: i64,
+        collectors: &[crate::telemetry::CollectorStatus],
+    ) -> impl Future<Output = Result<SequenceOutcome, StoreError>> + Send {
+        let _ = collectors;
+        self.record_batch(device, seq, wire_bytes, now_ms)
+    }
 }
 
 /// Enrolment tokens and the enrolment transaction.
