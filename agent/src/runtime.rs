@@ -3,18 +3,21 @@
 //! What happens is reported as [`Event`]s to a callback; the binary turns them into log lines.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use vigie_domain::clock::Clock;
-use vigie_domain::protocol::AgentConfig;
-use vigie_domain::telemetry::Sample;
+use vigie_domain::protocol::{AgentConfig, CollectPlan};
+use vigie_domain::telemetry::{CollectorStatus, Sample};
 
 use crate::backoff::Backoff;
 use crate::collect::Collector;
 use crate::sender::{RequestError, SendOutcome, Sender, http_client};
-use crate::spool::{Spool, SpoolLimits, Spooled};
+use crate::spool::{Observed, Spool, SpoolLimits, Spooled};
 use crate::state::{StateDir, StateError};
+use crate::watch::{Round, Scheduler, Tools, Watcher};
 
 /// The agent's version, reported in every batch.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -35,6 +38,8 @@ pub enum Event {
     },
     ConfigApplied(AgentConfig),
     ConfigUnavailable(String),
+    /// A collector's state changed (or was first known in this run).
+    Collector(CollectorStatus),
     Spooled(Spooled),
     Delivered {
         seq: u64,
@@ -76,6 +81,8 @@ impl Event {
                 | Self::Revoked(_)
                 | Self::Storage(_)
         ) || matches!(self, Self::Spooled(s) if s.dropped.is_some())
+            || matches!(self, Self::Collector(c)
+                if c.state == vigie_domain::telemetry::CollectorState::Error)
     }
 }
 
@@ -102,11 +109,18 @@ impl fmt::Display for Event {
             Self::ConfigUnavailable(e) => {
                 write!(f, "configuration not refreshed, keeping the last one: {e}")
             }
+            Self::Collector(c) => {
+                write!(f, "collector {}: {}", c.collector, c.state.as_str())?;
+                match &c.detail {
+                    Some(d) => write!(f, " ({d})"),
+                    None => Ok(()),
+                }
+            }
             Self::Spooled(s) => {
                 write!(
                     f,
-                    "spooled batch seq={} samples={} bytes={}",
-                    s.seq, s.samples, s.bytes
+                    "spooled batch seq={} samples={} observations={} bytes={}",
+                    s.seq, s.samples, s.observed, s.bytes
                 )?;
                 if let Some((n, first, last)) = s.dropped {
                     write!(f, "; spool full: dropped {n} oldest (seq {first}-{last})")?;
@@ -273,6 +287,68 @@ pub struct RunOptions {
     pub sample_interval: Option<Duration>,
     pub send_interval: Option<Duration>,
     pub limits: SpoolLimits,
+    pub watch: WatchSetup,
+}
+
+/// Where the watchers look and which of them run.
+#[derive(Debug, Clone)]
+pub struct WatchSetup {
+    /// `/` on a real machine; a fixture tree in tests.
+    pub root: PathBuf,
+    pub tools: Tools,
+    /// Only these watchers (by name); all of [`crate::watch::builtin`] when `None`.
+    pub only: Option<Vec<String>>,
+}
+
+impl Default for WatchSetup {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("/"),
+            tools: Tools::default(),
+            only: None,
+        }
+    }
+}
+
+impl WatchSetup {
+    fn watchers(&self) -> Vec<Box<dyn Watcher>> {
+        let mut all = crate::watch::builtin();
+        if let Some(only) = &self.only {
+            all.retain(|w| only.iter().any(|o| o == w.name()));
+        }
+        all
+    }
+}
+
+/// The watchers' thread: runs what is due, hands each round to the loop, takes new plans.
+/// Its runs are bounded by the tools' time limit; sampling never waits for them.
+#[allow(clippy::too_many_arguments)]
+fn watch_loop(
+    setup: &WatchSetup,
+    plan: CollectPlan,
+    state_dir: &Path,
+    clock: &dyn Clock,
+    stop: &AtomicBool,
+    done: &AtomicBool,
+    plans: &mpsc::Receiver<CollectPlan>,
+    rounds: &mpsc::Sender<Round>,
+) {
+    let mut scheduler = Scheduler::new(setup.watchers(), plan);
+    while !stop.load(Ordering::SeqCst) && !done.load(Ordering::SeqCst) {
+        while let Ok(plan) = plans.try_recv() {
+            scheduler.set_plan(plan);
+        }
+        let now = clock.now_ms();
+        if scheduler.next_due_ms().is_some_and(|due| due <= now) {
+            let round = scheduler.run_due(&setup.root, &setup.tools, state_dir, now);
+            if !round.is_empty() && rounds.send(round).is_err() {
+                return;
+            }
+            // The next due watcher right away: rounds go out one watcher at a time.
+            continue;
+        }
+        std::thread::sleep(TICK);
+    }
 }
 
 /// Why the loop ended.
@@ -329,17 +405,18 @@ fn secs(s: u32) -> Duration {
     Duration::from_secs(u64::from(s))
 }
 
-/// Spools `samples` (if any) and reports it.
+/// Spools `samples` (if any) with what the watchers observed, and reports it.
 fn spool_samples(
     spool: &mut Spool,
     collector: &Collector,
     samples: &mut Vec<Sample>,
+    observed: &mut Observed,
     events: &mut dyn FnMut(Event),
 ) {
     if samples.is_empty() {
         return;
     }
-    match spool.append(&collector.agent_info(AGENT_VERSION), samples) {
+    match spool.append_observed(&collector.agent_info(AGENT_VERSION), samples, observed) {
         Ok(written) => {
             samples.clear();
             for s in written {
@@ -352,6 +429,33 @@ fn spool_samples(
                 .len()
                 .saturating_sub(vigie_domain::telemetry::bounds::MAX_SAMPLES);
             samples.drain(..excess);
+            events(Event::Storage(e.to_string()));
+        }
+    }
+}
+
+/// Collects the watchers' rounds that arrived; reports and remembers (for `status`) the
+/// collector states that changed.
+fn take_rounds(
+    rounds: &mpsc::Receiver<Round>,
+    observed: &mut Observed,
+    statuses: &mut Vec<CollectorStatus>,
+    dir: &StateDir,
+    events: &mut dyn FnMut(Event),
+) {
+    let mut changed = false;
+    while let Ok(round) = rounds.try_recv() {
+        for status in &round.changed {
+            events(Event::Collector(status.clone()));
+            statuses.retain(|s| s.collector != status.collector);
+            statuses.push(status.clone());
+            changed = true;
+        }
+        observed.absorb(round);
+    }
+    if changed {
+        statuses.sort_by(|a, b| a.collector.cmp(&b.collector));
+        if let Err(e) = crate::status::write_collectors(dir, statuses) {
             events(Event::Storage(e.to_string()));
         }
     }
@@ -436,68 +540,97 @@ pub fn run(
     let mut backoff = Backoff::default();
     let mut samples: Vec<Sample> = Vec::new();
 
-    while !revoked && !stop.load(Ordering::SeqCst) {
-        let now = Instant::now();
-        if now >= next_sample {
-            samples.push(collector.sample(clock.now_ms()));
-            next_sample = advance(next_sample, sample_every, now);
-        }
-        if now >= next_send {
-            spool_samples(&mut spool, &collector, &mut samples, events);
-            drain_due |= spool.oldest().is_some();
-            next_send = advance(next_send, send_every, now);
-        }
-        if drain_due && retry_at.is_none_or(|t| now >= t) {
-            // Yield to sampling when it is due; the drain resumes right after.
-            match drain(
-                &mut spool,
-                &sender,
-                &mut backoff,
-                clock,
-                stop,
-                Some(next_sample),
-                events,
-            ) {
-                DrainEnd::Empty => {
-                    drain_due = false;
-                    retry_at = None;
-                }
-                DrainEnd::RetryIn(delay) => retry_at = Some(Instant::now() + delay),
-                DrainEnd::Paused => retry_at = None,
-                DrainEnd::Revoked => revoked = true,
-                DrainEnd::Stopped => {}
-            }
-        }
-        if now >= next_config {
-            if refresh(&mut config, events) {
-                revoked = true;
-                mark_revoked(&mut spool, events);
-            }
-            let (sample, send) = intervals(&config);
+    // The watchers run on a thread of their own; their rounds come back over a channel and
+    // ride with the next batch. The thread ends with the loop (`done`).
+    let done = AtomicBool::new(false);
+    let (round_tx, round_rx) = mpsc::channel::<Round>();
+    let (plan_tx, plan_rx) = mpsc::channel::<CollectPlan>();
+    let watch_dir = dir.root().join("watch");
+    let mut observed = Observed::default();
+    let mut statuses = crate::status::read_collectors(dir);
+    let first_plan = config.collect.clone();
+    std::thread::scope(|scope| {
+        let (done, watch_dir, setup) = (&done, &watch_dir, &options.watch);
+        scope.spawn(move || {
+            watch_loop(
+                setup, first_plan, watch_dir, clock, stop, done, &plan_rx, &round_tx,
+            );
+        });
+
+        while !revoked && !stop.load(Ordering::SeqCst) {
             let now = Instant::now();
-            if sample != sample_every {
-                sample_every = sample;
-                next_sample = now + sample_every;
+            if now >= next_sample {
+                samples.push(collector.sample(clock.now_ms()));
+                next_sample = advance(next_sample, sample_every, now);
             }
-            if send != send_every {
-                send_every = send;
-                next_send = now + send_every;
+            if now >= next_send {
+                take_rounds(&round_rx, &mut observed, &mut statuses, dir, events);
+                spool_samples(&mut spool, &collector, &mut samples, &mut observed, events);
+                drain_due |= spool.oldest().is_some();
+                next_send = advance(next_send, send_every, now);
             }
-            next_config = now + CONFIG_REFRESH;
+            if drain_due && retry_at.is_none_or(|t| now >= t) {
+                // Yield to sampling when it is due; the drain resumes right after.
+                match drain(
+                    &mut spool,
+                    &sender,
+                    &mut backoff,
+                    clock,
+                    stop,
+                    Some(next_sample),
+                    events,
+                ) {
+                    DrainEnd::Empty => {
+                        drain_due = false;
+                        retry_at = None;
+                    }
+                    DrainEnd::RetryIn(delay) => retry_at = Some(Instant::now() + delay),
+                    DrainEnd::Paused => retry_at = None,
+                    DrainEnd::Revoked => revoked = true,
+                    DrainEnd::Stopped => {}
+                }
+            }
+            if now >= next_config {
+                if refresh(&mut config, events) {
+                    revoked = true;
+                    mark_revoked(&mut spool, events);
+                }
+                // The watchers follow the plan of the fresh configuration (a thread that
+                // already ended has nothing to be told).
+                let _ = plan_tx.send(config.collect.clone());
+                let (sample, send) = intervals(&config);
+                let now = Instant::now();
+                if sample != sample_every {
+                    sample_every = sample;
+                    next_sample = now + sample_every;
+                }
+                if send != send_every {
+                    send_every = send;
+                    next_send = now + send_every;
+                }
+                next_config = now + CONFIG_REFRESH;
+            }
+
+            let mut wake = next_sample.min(next_send).min(next_config);
+            if drain_due {
+                wake = wake.min(retry_at.unwrap_or(now));
+            }
+            let nap = wake.saturating_duration_since(Instant::now()).min(TICK);
+            if !nap.is_zero() {
+                std::thread::sleep(nap);
+            }
         }
 
-        let mut wake = next_sample.min(next_send).min(next_config);
-        if drain_due {
-            wake = wake.min(retry_at.unwrap_or(now));
-        }
-        let nap = wake.saturating_duration_since(Instant::now()).min(TICK);
-        if !nap.is_zero() {
-            std::thread::sleep(nap);
-        }
+        done.store(true, Ordering::SeqCst);
+    });
+
+    // What was sampled and observed since the last batch is kept for the next start.
+    take_rounds(&round_rx, &mut observed, &mut statuses, dir, events);
+    if samples.is_empty() && !observed.is_empty() {
+        // A batch needs a sample to carry what the watchers saw.
+        samples.push(collector.sample(clock.now_ms()));
     }
-
-    // What was sampled since the last batch is kept for the next start.
-    spool_samples(&mut spool, &collector, &mut samples, events);
+    spool_samples(&mut spool, &collector, &mut samples, &mut observed, events);
     events(Event::Stopping {
         pending: spool.depth(),
     });
@@ -874,10 +1007,28 @@ mod tests {
                 stop.store(true, Ordering::SeqCst);
             })
         };
+        // The last configuration asks for a backup job's status file.
+        let status_file = dir.root().join("nightly.status");
+        fs::write(&status_file, "FAILED: target unreachable\n").expect("status file");
+        let config = AgentConfig {
+            collect: CollectPlan {
+                backups: vec![vigie_domain::protocol::BackupSource::StatusFile {
+                    job: "nightly".into(),
+                    path: status_file.display().to_string(),
+                }],
+                ..CollectPlan::default()
+            },
+            ..AgentConfig::default()
+        };
+        dir.write_config(&config).expect("config");
         let options = RunOptions {
             sample_interval: Some(Duration::from_millis(500)),
             send_interval: Some(Duration::from_secs(1)),
             limits: SpoolLimits::default(),
+            watch: WatchSetup {
+                only: Some(vec!["backups".into(), "services".into()]),
+                ..WatchSetup::default()
+            },
         };
         let mut seen = Vec::new();
         let end = run(
@@ -908,6 +1059,54 @@ mod tests {
             .sum();
         assert!(spooled >= 4, "{seen:?}");
         assert!(seen.iter().any(|e| matches!(e, Event::RetryLater { .. })));
+
+        // The watchers' findings and statuses are in the batches on disk, for the next start.
+        let mut findings = Vec::new();
+        let mut collectors = Vec::new();
+        let mut files: Vec<_> = fs::read_dir(dir.spool_dir())
+            .expect("spool")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        for file in files {
+            let batch = decode(&fs::read(&file).expect("read"));
+            assert_eq!(
+                batch.validate(vigie_domain::clock::SystemClock.now_ms()),
+                Ok(())
+            );
+            findings.extend(batch.findings);
+            collectors.extend(batch.collectors);
+        }
+        let backup = findings
+            .iter()
+            .find_map(|f| match f {
+                vigie_domain::telemetry::Finding::Backup(b) => Some(b),
+                _ => None,
+            })
+            .expect("a backup finding in a spooled batch");
+        assert_eq!(
+            (
+                backup.job.as_str(),
+                backup.status.as_str(),
+                backup.message.as_deref()
+            ),
+            ("nightly", "failed", Some("target unreachable"))
+        );
+        let mut states: Vec<_> = collectors
+            .iter()
+            .map(|c| (c.collector.as_str(), c.state.as_str()))
+            .collect();
+        states.sort();
+        assert_eq!(states, [("backups", "ok"), ("services", "not_applicable")]);
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, Event::Collector(c) if c.collector == "backups"))
+        );
+        assert_eq!(
+            crate::status::read_collectors(&dir).len(),
+            2,
+            "kept for `status`"
+        );
         fs::remove_dir_all(dir.root()).ok();
     }
 }

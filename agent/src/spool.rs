@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 
 use vigie_domain::intake::gzip;
 use vigie_domain::protocol::limits::MAX_COMPRESSED_BODY;
-use vigie_domain::telemetry::{AgentInfo, Sample, SpoolReport, TelemetryBatch, bounds};
+use vigie_domain::telemetry::limits::{MAX_COLLECTORS, MAX_EVENTS, MAX_FINDINGS};
+use vigie_domain::telemetry::{
+    AgentInfo, CollectorStatus, EventCount, Finding, Sample, SpoolReport, TelemetryBatch, bounds,
+};
 
 use crate::state::{AgentState, StateDir, StateError, StateLock, sync_dir, write_atomically};
 
@@ -38,11 +41,68 @@ impl Default for SpoolLimits {
     }
 }
 
+/// What the watchers observed and have not yet been spooled: it rides with the next batch
+/// of samples (a batch always has samples), and so survives a restart like them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub findings: Vec<Finding>,
+    pub events: Vec<EventCount>,
+    pub collectors: Vec<CollectorStatus>,
+}
+
+impl Observed {
+    pub fn is_empty(&self) -> bool {
+        self.findings.is_empty() && self.events.is_empty() && self.collectors.is_empty()
+    }
+
+    /// Adds a watcher round: findings and events queue up; a collector's newer status
+    /// replaces one not yet sent.
+    pub fn absorb(&mut self, round: crate::watch::Round) {
+        let mut o = round.observations;
+        self.findings.append(&mut o.findings);
+        self.events.append(&mut o.events);
+        for status in round.changed {
+            self.collectors.retain(|s| s.collector != status.collector);
+            self.collectors.push(status);
+        }
+    }
+
+    /// At most one batch's worth, oldest first; the rest waits for the next batch.
+    fn take_batch(&mut self) -> Observed {
+        fn front<T>(v: &mut Vec<T>, max: usize) -> Vec<T> {
+            let n = v.len().min(max);
+            v.drain(..n).collect()
+        }
+        Observed {
+            findings: front(&mut self.findings, MAX_FINDINGS),
+            events: front(&mut self.events, MAX_EVENTS),
+            collectors: front(&mut self.collectors, MAX_COLLECTORS),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.findings.len() + self.events.len() + self.collectors.len()
+    }
+
+    /// Puts back a batch's worth that could not be written, ahead of what came since.
+    fn restore(&mut self, mut taken: Observed) {
+        taken.findings.append(&mut self.findings);
+        taken.events.append(&mut self.events);
+        for s in self.collectors.drain(..) {
+            taken.collectors.retain(|t| t.collector != s.collector);
+            taken.collectors.push(s);
+        }
+        *self = taken;
+    }
+}
+
 /// One batch written to the spool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spooled {
     pub seq: u64,
     pub samples: usize,
+    /// Findings, events and collector statuses it carries.
+    pub observed: usize,
     /// Compressed size.
     pub bytes: usize,
     /// The drops this batch reports to the server.
@@ -192,24 +252,50 @@ impl Spool {
         agent: &AgentInfo,
         samples: &[Sample],
     ) -> Result<Vec<Spooled>, StateError> {
+        self.append_observed(agent, samples, &mut Observed::default())
+    }
+
+    /// [`Spool::append`], the batches also carrying what `observed` holds (taken out of it
+    /// once written; what does not fit a batch's bounds stays for the next call). Nothing
+    /// is written without samples: a batch always has some.
+    pub fn append_observed(
+        &mut self,
+        agent: &AgentInfo,
+        samples: &[Sample],
+        observed: &mut Observed,
+    ) -> Result<Vec<Spooled>, StateError> {
         let mut written = Vec::new();
         let mut rest = samples;
         while !rest.is_empty() {
             let mut dropped = self.make_room(0);
             let report = self.unreported();
             let mut n = rest.len().min(bounds::MAX_SAMPLES);
+            let extra = observed.take_batch();
             let body = loop {
-                let body = encode(agent, &report, &rest[..n])?;
+                let body = match encode(agent, &report, &rest[..n], &extra) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        observed.restore(extra);
+                        return Err(e);
+                    }
+                };
                 if body.len() <= MAX_COMPRESSED_BODY || n == 1 {
                     break body;
                 }
                 n = n.div_ceil(2);
             };
             merge_drops(&mut dropped, self.make_room(body.len() as u64));
-            let seq = self.write(&body, &report)?;
+            let seq = match self.write(&body, &report) {
+                Ok(seq) => seq,
+                Err(e) => {
+                    observed.restore(extra);
+                    return Err(e);
+                }
+            };
             written.push(Spooled {
                 seq,
                 samples: n,
+                observed: extra.len(),
                 bytes: body.len(),
                 report,
                 dropped,
@@ -372,8 +458,12 @@ fn encode(
     agent: &AgentInfo,
     report: &SpoolReport,
     samples: &[Sample],
+    observed: &Observed,
 ) -> Result<Vec<u8>, StateError> {
-    let batch = TelemetryBatch::from_samples(agent.clone(), report.clone(), samples);
+    let mut batch = TelemetryBatch::from_samples(agent.clone(), report.clone(), samples);
+    batch.findings.clone_from(&observed.findings);
+    batch.events.clone_from(&observed.events);
+    batch.collectors.clone_from(&observed.collectors);
     let json = serde_json::to_vec(&batch).map_err(|source| StateError::Corrupt {
         path: PathBuf::from("<batch>"),
         source,

@@ -4,10 +4,32 @@
 use std::fmt;
 
 use serde::Serialize;
+use vigie_domain::telemetry::CollectorStatus;
 
 use crate::civil::iso8601_utc;
 use crate::spool::pending_on_disk;
-use crate::state::{StateDir, StateError};
+use crate::state::{StateDir, StateError, write_atomically};
+
+const COLLECTORS_FILE: &str = "collectors.json";
+
+/// The last known state of each collector, as `run` keeps it for `status` (empty when the
+/// agent never ran or the file is unreadable: it is a display aid, not a record).
+pub fn read_collectors(dir: &StateDir) -> Vec<CollectorStatus> {
+    std::fs::read(dir.root().join(COLLECTORS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Replaces the collectors' states shown by `status`.
+pub fn write_collectors(dir: &StateDir, statuses: &[CollectorStatus]) -> Result<(), StateError> {
+    let path = dir.root().join(COLLECTORS_FILE);
+    let bytes = serde_json::to_vec_pretty(statuses).map_err(|source| StateError::Corrupt {
+        path: path.clone(),
+        source,
+    })?;
+    write_atomically(&path, &bytes).map_err(StateError::io(&path))
+}
 
 /// A snapshot of the agent's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,6 +55,8 @@ pub struct Status {
     pub dropped_total: u64,
     pub dropped_not_yet_reported: u64,
     pub dropped_seq_range: Option<(u64, u64)>,
+    /// Each watcher's last state (services, backups, certificates, updates, …).
+    pub collectors: Vec<CollectorStatus>,
 }
 
 impl Status {
@@ -66,6 +90,7 @@ impl Status {
             dropped_total: state.dropped_total,
             dropped_not_yet_reported: state.dropped_unreported,
             dropped_seq_range: state.dropped_seq_range,
+            collectors: read_collectors(dir),
         })
     }
 }
@@ -118,7 +143,25 @@ impl fmt::Display for Status {
         if let Some((first, last)) = self.dropped_seq_range {
             write!(f, " (seq {first}-{last})")?;
         }
-        writeln!(f)
+        writeln!(f)?;
+        if self.collectors.is_empty() {
+            return writeln!(f, "collectors:       none reported yet");
+        }
+        writeln!(f, "collectors:")?;
+        for c in &self.collectors {
+            write!(
+                f,
+                "  {:<14}  {:<14}  since {}",
+                c.collector,
+                c.state.as_str(),
+                iso8601_utc(c.at_ms)
+            )?;
+            match &c.detail {
+                Some(d) => writeln!(f, "  {d}")?,
+                None => writeln!(f)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -166,6 +209,29 @@ mod tests {
         let json: serde_json::Value = serde_json::to_value(&s).expect("json");
         assert_eq!(json["spool_batches"], 1);
         assert_eq!(json["tenant_id"], "acme");
+        assert!(
+            text.contains("collectors:       none reported yet"),
+            "{text}"
+        );
+
+        // What `run` remembers of its collectors shows, as text and JSON.
+        use vigie_domain::telemetry::CollectorState;
+        let smart = CollectorStatus {
+            collector: "smart".into(),
+            state: CollectorState::MissingTool,
+            detail: Some("smartctl is not installed".into()),
+            at_ms: 1_790_000_000_000,
+        };
+        write_collectors(&dir, std::slice::from_ref(&smart)).expect("write");
+        let s = Status::read(&dir).expect("status");
+        assert_eq!(s.collectors, [smart]);
+        let text = s.to_string();
+        assert!(
+            text.contains("  smart           missing_tool    since 2026-09-21T14:13:20.000Z  smartctl is not installed"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::to_value(&s).expect("json");
+        assert_eq!(json["collectors"][0]["state"], "missing_tool");
         std::fs::remove_dir_all(dir.root()).ok();
     }
 }

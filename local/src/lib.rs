@@ -32,7 +32,13 @@ use vigie_edge::{HttpRequest, HttpResponse};
 use vigie_ingest::Ingest;
 
 /// The ingestion function over the AWS adapters.
-pub type IngestService = Ingest<DynamoDevices, DynamoEnrollment, SqsTelemetryQueue, SystemClock>;
+pub type IngestService = Ingest<
+    DynamoDevices,
+    DynamoEnrollment,
+    SqsTelemetryQueue,
+    vigie_aws::policies::DynamoPolicies,
+    SystemClock,
+>;
 
 /// The notifier over the AWS adapters.
 pub type NotifierService = vigie_notifier::service::Notifier<
@@ -158,6 +164,7 @@ impl LocalRuntime {
             ports.devices(),
             ports.enrollment(),
             ports.telemetry_queue(),
+            ports.policies(),
             SystemClock,
         ));
         let listener = TcpListener::bind(listen).await?;

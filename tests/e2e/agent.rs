@@ -244,3 +244,180 @@ async fn while_the_backend_is_down_the_agent_spools_and_then_delivers_everything
     assert!(queue.receive(10, 1).await.expect("receive").is_empty());
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_agent_watches_what_its_configuration_plans_and_its_collectors_show_per_device() {
+    use vigie_domain::protocol::{AgentConfig, BackupSource, CollectPlan};
+    // Ingestion only at first, so the batches wait on the queue for the test to read.
+    let stack = Stack::start("agent-watch").await;
+    let state = state_dir("agent-watch");
+    let device = enroll(&stack, &state).await;
+    let tenant = placement("msp-field", "bakery", "shop-1").tenant;
+
+    // A real status file the backup job wrote, and a restic job although restic is not
+    // installed here: the collector must say so rather than stay silent.
+    assert!(
+        Command::new("sh")
+            .args(["-c", "command -v restic"])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true),
+        "this test expects restic to be absent"
+    );
+    let status_file = state.join("nightly.status");
+    std::fs::write(&status_file, "FAILED: NAS unreachable\n").expect("status file");
+    let config = AgentConfig {
+        sample_interval_s: 5,
+        send_interval_s: 5,
+        heartbeat_s: 300,
+        collect: CollectPlan {
+            backups: vec![
+                BackupSource::StatusFile {
+                    job: "nightly".into(),
+                    path: status_file.display().to_string(),
+                },
+                BackupSource::Restic {
+                    job: "offsite".into(),
+                    repository: "/srv/restic".into(),
+                    password_file: None,
+                },
+            ],
+            ..CollectPlan::default()
+        },
+    };
+    assert!(
+        stack
+            .ports
+            .devices()
+            .set_config(&tenant, &device, &config)
+            .await
+            .expect("config")
+    );
+
+    let log_path = state.join("agent.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let child = Command::new(agent_binary())
+        .args([
+            "run",
+            "--sample-interval",
+            "1",
+            "--send-interval",
+            "1",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("agent starts");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    // A failed assertion must not leave the agent running.
+    struct Running(Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Running(child);
+
+    // The finding reaches the queue with the batch.
+    let queue = stack.ports.telemetry_queue();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut backups = Vec::new();
+    let mut sent_statuses = Vec::new();
+    // Every collector reports once its first run is done (`updates` reads apt: the slowest).
+    while (backups.len() < 2 || !sent_statuses.contains(&"updates".to_owned()))
+        && Instant::now() < deadline
+    {
+        for m in queue.receive(10, 1).await.expect("receive") {
+            assert_eq!(m.envelope.device_id, device);
+            sent_statuses.extend(
+                m.envelope
+                    .batch
+                    .collectors
+                    .iter()
+                    .map(|c| c.collector.clone()),
+            );
+            for f in &m.envelope.batch.findings {
+                if let vigie_domain::telemetry::Finding::Backup(b) = f {
+                    backups.push(b.clone());
+                }
+            }
+            queue.delete(&m.receipt_handle).await.expect("delete");
+        }
+    }
+    let nightly = backups
+        .iter()
+        .find(|b| b.job == "nightly")
+        .unwrap_or_else(|| panic!("no status-file finding delivered; agent log:\n{}", log()));
+    assert_eq!(
+        (nightly.status.as_str(), nightly.message.as_deref()),
+        ("failed", Some("NAS unreachable"))
+    );
+    let offsite = backups
+        .iter()
+        .find(|b| b.job == "offsite")
+        .expect("the restic job's finding");
+    assert_eq!(offsite.status.as_str(), "unknown");
+
+    // Then the tenant API over the same tables: the device's collector statuses show there.
+    let exit = terminate(&mut child.0);
+    assert!(exit.success(), "clean stop: {exit}");
+    let own = crate::api::local_issuer();
+    let api = vigie_local::LocalRuntime::start_with(
+        &stack.ports,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        &vigie_local::RuntimeOptions {
+            api: Some(vigie_local::ApiAuth::own(&own)),
+            ..vigie_local::RuntimeOptions::default()
+        },
+    )
+    .await
+    .expect("API runtime");
+    let admin = crate::api::mint(&own, vigie_auth::Role::MspAdmin, Some(&tenant), None);
+    let answer = crate::stack::send(
+        "GET",
+        format!("{}/v1/devices/{device}", api.url()),
+        vec![("authorization".into(), format!("Bearer {admin}"))],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.json);
+    let collectors = answer.json["collectors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let of = |name: &str| {
+        collectors
+            .iter()
+            .find(|c| c["collector"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(of("backups")["state"], "missing_tool", "{collectors:?}");
+    assert_eq!(
+        of("backups")["detail"],
+        "offsite: restic is not installed",
+        "{collectors:?}"
+    );
+    assert!(of("backups")["at_ms"].as_i64().is_some_and(|t| t > 0));
+    assert_eq!(of("services")["state"], "not_applicable");
+    assert_eq!(of("certificates")["state"], "not_applicable");
+    assert!(
+        ["ok", "missing_tool"].contains(&of("updates")["state"].as_str().unwrap_or("")),
+        "{collectors:?}"
+    );
+    api.stop().await;
+
+    // The agent's own `status` shows the same.
+    let st = status(&state);
+    let local = st["collectors"].as_array().cloned().unwrap_or_default();
+    assert!(
+        local
+            .iter()
+            .any(|c| c["collector"] == "backups" && c["state"] == "missing_tool"),
+        "{st}"
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}

@@ -129,6 +129,24 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         removed_ms: None,
     };
     stack.ports.users().put_user(&user).await.expect("store");
+    // A maintenance window of the client company.
+    let window_id = format!("mw-{client}");
+    let window = crate::windows::window_for(
+        &p.tenant,
+        &window_id,
+        vigie_domain::policy::Scope::Client {
+            client: p.client.clone(),
+        },
+        "Europe/Paris",
+        crate::windows::weekly_sunday_schedule(),
+        true,
+    );
+    stack
+        .ports
+        .windows()
+        .put(&p.tenant, &window_id, &window, now_ms())
+        .await
+        .expect("window");
     let params = BTreeMap::from([
         ("tenant_id", tenant.to_owned()),
         ("client_id", client.to_owned()),
@@ -142,6 +160,7 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         ("key_id", api_key.key_id.as_str().to_owned()),
         ("user_id", user.user_id.clone()),
         ("invitation_id", invite.invitation_id.clone()),
+        ("window_id", window_id),
     ]);
     Objects {
         tenant: p.tenant,
@@ -187,6 +206,13 @@ fn body_for(operation: Operation) -> Vec<u8> {
         Operation::AcceptInvitation => json!({ "code": "inv_inv-nothing_x" }),
         Operation::CommentAlert => json!({ "text": "looking" }),
         Operation::PutPolicy => json!({ "rules": [] }),
+        Operation::PutWindow => json!({
+            "name": "Patch night",
+            "scope": { "level": "tenant" },
+            "time_zone": "Europe/Paris",
+            "schedule": { "type": "once", "start": "2026-03-29T01:30", "end": "2026-03-29T04:00" },
+            "suppress": { "notifications": true, "alerts": false }
+        }),
         Operation::PutChannel => json!({
             "name": "changed",
             "kind": { "type": "teams", "webhook_url": "https://example.webhook.office.com/x" }
@@ -324,7 +350,10 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
             if route.realm != Realm::Tenant || !has_objects {
                 continue;
             }
-            if route.operation == Operation::PutChannel {
+            if matches!(
+                route.operation,
+                Operation::PutChannel | Operation::PutWindow
+            ) {
                 // An upsert into the caller's own tenant: checked after the matrix.
                 continue;
             }
@@ -359,7 +388,7 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
             );
             // 4. A client viewer and another client company of its own tenant.
             if caller.role == Role::ClientViewer
-                && ["{client_id}", "{device_id}", "{alert_id}"]
+                && ["{client_id}", "{device_id}", "{alert_id}", "{window_id}"]
                     .iter()
                     .any(|p| route.path.contains(p))
             {
@@ -497,7 +526,13 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
     assert_eq!(jwks.json["keys"][0]["kty"], "OKP");
 }
 
-async fn as_user(stack: &Stack, token: &str, method: &str, path: &str, body: Value) -> Answer {
+pub(crate) async fn as_user(
+    stack: &Stack,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> Answer {
     send(
         method,
         format!("{}{path}", stack.url()),

@@ -37,12 +37,12 @@ pub(crate) fn evaluator(ports: &AwsPorts) -> AwsEvaluator {
 pub(crate) fn disk_policy(warn: f64) -> Policy {
     Policy {
         scope: Scope::Tenant,
-        rules: vec![Rule {
-            id: RuleId::parse("disk-used").expect("id"),
-            family: AlertFamily::Resources,
-            metric: Metric::FilesystemUsedPct,
-            subject: None,
-            threshold: Threshold {
+        rules: vec![Rule::threshold(
+            RuleId::parse("disk-used").expect("id"),
+            AlertFamily::Resources,
+            Metric::FilesystemUsedPct,
+            None,
+            Threshold {
                 direction: Direction::Above,
                 warning: Some(Level {
                     threshold: warn,
@@ -55,8 +55,7 @@ pub(crate) fn disk_policy(warn: f64) -> Policy {
                 hysteresis: 2.0,
                 max_gap_s: 600,
             },
-            enabled: true,
-        }],
+        )],
     }
 }
 
@@ -403,4 +402,115 @@ async fn an_event_left_in_the_outbox_by_a_crash_is_published_by_the_next_batch()
             .outbox
             .is_empty()
     );
+}
+
+/// A batch carrying one systemd finding for `service`, observed at `at`.
+fn service_envelope(device: &DeviceId, seq: u64, at: i64, state: &str, sub: &str) -> BatchEnvelope {
+    let mut e = envelope(device, seq, at, 40.0);
+    e.batch.findings = vec![vigie_domain::telemetry::Finding::Service(
+        vigie_domain::telemetry::ServiceFinding {
+            observed_ms: at,
+            name: "nginx".into(),
+            state: state.into(),
+            sub_state: Some(sub.into()),
+            via: "systemd".into(),
+        },
+    )];
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_service_under_the_device_down_template_opens_with_its_detail() {
+    let stack = Stack::start("eval-service").await;
+    let tenant = placement("msp-alpha", "acme", "hq").tenant;
+    // The device-down template, with nginx as a service that must run, at once.
+    let overrides = serde_json::from_value(serde_json::json!({
+        "service": {"subjects": ["nginx"], "for_s": 0}
+    }))
+    .expect("overrides");
+    let rules = vigie_domain::templates::template("device-down")
+        .expect("template")
+        .apply(&[], &overrides)
+        .expect("applies");
+    let policy = Policy {
+        scope: Scope::Tenant,
+        rules,
+    };
+    policy.validate().expect("valid");
+    stack
+        .ports
+        .policies()
+        .put(&tenant, &policy, now_ms())
+        .await
+        .expect("policy");
+    let ev = evaluator(&stack.ports);
+    let device = DeviceId::generate();
+    let t0 = now_ms() - 10 * 60_000;
+
+    let opened = ev
+        .evaluate(&service_envelope(&device, 1, t0, "failed", "dead"))
+        .await
+        .expect("evaluates");
+    assert_eq!(opened.events.len(), 1, "{:?}", opened.events);
+    let e = &opened.events[0];
+    assert_eq!(
+        (e.kind, e.severity, e.family),
+        (
+            AlertEventKind::Opened,
+            Severity::Critical,
+            AlertFamily::DeviceDown
+        )
+    );
+    assert_eq!(
+        (e.rule_id.as_str(), e.subject.as_str(), e.metric.as_str()),
+        ("tpl-device-down-service", "nginx", "finding:service")
+    );
+    assert_eq!(e.detail.as_deref(), Some("nginx is failed (systemd: dead)"));
+    // Redelivered, and still failed a minute later: nothing new, nothing written.
+    assert!(
+        ev.evaluate(&service_envelope(&device, 1, t0, "failed", "dead"))
+            .await
+            .expect("again")
+            .events
+            .is_empty()
+    );
+    let steady = ev
+        .evaluate(&service_envelope(&device, 2, t0 + 60_000, "failed", "dead"))
+        .await
+        .expect("steady");
+    assert!(steady.events.is_empty());
+    assert_eq!(steady.states_written, 0);
+    let resolved = ev
+        .evaluate(&service_envelope(
+            &device,
+            3,
+            t0 + 120_000,
+            "active",
+            "running",
+        ))
+        .await
+        .expect("resolves");
+    assert_eq!(resolved.events[0].kind, AlertEventKind::Resolved);
+
+    let got = notified(&stack, 2).await;
+    assert_eq!(got.len(), 2);
+    let (published, attrs) = &got[0];
+    assert_eq!(
+        published.detail.as_deref(),
+        Some("nginx is failed (systemd: dead)")
+    );
+    assert_eq!(attrs.get("family").map(String::as_str), Some("device_down"));
+    assert_eq!(
+        got[1].0.detail.as_deref(),
+        Some("nginx is active (systemd: running)")
+    );
+    let record = stack
+        .ports
+        .evaluation()
+        .alert(&tenant, &published.alert_id)
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(record["status"], "resolved");
+    assert_eq!(record["opened_ms"], t0);
 }

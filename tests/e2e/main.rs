@@ -12,3 +12,4 @@ mod provision;
 mod silence;
 mod stack;
 mod usage;
+mod windows;

@@ -22,12 +22,12 @@ use crate::stack::{Stack, now_ms, placement};
 fn root_disk_policy(scope: Scope, warning: f64, critical: f64) -> Policy {
     Policy {
         scope,
-        rules: vec![Rule {
-            id: RuleId::parse("disk-used").expect("id"),
-            family: AlertFamily::Resources,
-            metric: Metric::FilesystemUsedPct,
-            subject: None,
-            threshold: Threshold {
+        rules: vec![Rule::threshold(
+            RuleId::parse("disk-used").expect("id"),
+            AlertFamily::Resources,
+            Metric::FilesystemUsedPct,
+            None,
+            Threshold {
                 direction: Direction::Above,
                 warning: Some(Level {
                     threshold: warning,
@@ -40,8 +40,7 @@ fn root_disk_policy(scope: Scope, warning: f64, critical: f64) -> Policy {
                 hysteresis: 0.5,
                 max_gap_s: 600,
             },
-            enabled: true,
-        }],
+        )],
     }
 }
 

@@ -241,12 +241,12 @@ async fn enroll(url: &str, token: &str) -> anyhow::Result<String> {
 fn disk_policy(scope: Scope, warn: f64) -> anyhow::Result<Policy> {
     Ok(Policy {
         scope,
-        rules: vec![Rule {
-            id: RuleId::parse("disk-used")?,
-            family: AlertFamily::Resources,
-            metric: Metric::FilesystemUsedPct,
-            subject: None,
-            threshold: Threshold {
+        rules: vec![Rule::threshold(
+            RuleId::parse("disk-used")?,
+            AlertFamily::Resources,
+            Metric::FilesystemUsedPct,
+            None,
+            Threshold {
                 direction: Direction::Above,
                 warning: Some(Level {
                     threshold: warn,
@@ -259,8 +259,7 @@ fn disk_policy(scope: Scope, warn: f64) -> anyhow::Result<Policy> {
                 hysteresis: 2.0,
                 max_gap_s: 600,
             },
-            enabled: true,
-        }],
+        )],
     })
 }
 

@@ -338,7 +338,10 @@ async fn watch(
         let effective =
             EffectivePolicy::for_device(policies.iter(), &d.id, &p.client, &p.site, &d.tags);
         for (rule, scope) in &effective.rules {
-            let warning = rule
+            let vigie_domain::checks::Check::Threshold(check) = &rule.check else {
+                continue;
+            };
+            let warning = check
                 .threshold
                 .warning
                 .map_or("-".to_owned(), |l| format!("{:.2} %", l.threshold));
@@ -347,8 +350,8 @@ async fn watch(
                 d.id,
                 d.hostname,
                 rule.id,
-                rule.metric.as_str(),
-                rule.subject.as_deref().unwrap_or("(all)"),
+                check.metric.as_str(),
+                check.subject.as_deref().unwrap_or("(all)"),
                 scope.key()
             ));
         }
@@ -489,12 +492,12 @@ fn root_filesystem() -> (String, f64) {
 fn disk_policy(scope: Scope, mount: &str, warn: f64) -> anyhow::Result<Policy> {
     Ok(Policy {
         scope,
-        rules: vec![Rule {
-            id: RuleId::parse("demo-disk")?,
-            family: AlertFamily::Resources,
-            metric: Metric::FilesystemUsedPct,
-            subject: Some(mount.to_owned()),
-            threshold: Threshold {
+        rules: vec![Rule::threshold(
+            RuleId::parse("demo-disk")?,
+            AlertFamily::Resources,
+            Metric::FilesystemUsedPct,
+            Some(mount.to_owned()),
+            Threshold {
                 direction: Direction::Above,
                 warning: Some(Level {
                     threshold: warn,
@@ -504,8 +507,7 @@ fn disk_policy(scope: Scope, mount: &str, warn: f64) -> anyhow::Result<Policy> {
                 hysteresis: 0.5,
                 max_gap_s: 600,
             },
-            enabled: true,
-        }],
+        )],
     })
 }
 

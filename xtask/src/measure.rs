@@ -333,20 +333,19 @@ async fn seed(
     };
     let policy = Policy {
         scope: Scope::Tenant,
-        rules: vec![Rule {
-            id: RuleId::parse("cpu-busy")?,
-            family: AlertFamily::Resources,
-            metric: Metric::CpuTotalPct,
-            subject: None,
-            threshold: Threshold {
+        rules: vec![Rule::threshold(
+            RuleId::parse("cpu-busy")?,
+            AlertFamily::Resources,
+            Metric::CpuTotalPct,
+            None,
+            Threshold {
                 direction: Direction::Above,
                 warning: Some(warning),
                 critical: None,
                 hysteresis: 2.0,
                 max_gap_s: 600,
             },
-            enabled: true,
-        }],
+        )],
     };
     ports.policies().put(&p.tenant, &policy, now).await?;
     let uses = u32::try_from(uses)?;

@@ -887,6 +887,11 @@ pub(crate) async fn handle<K: Clock>(
                 &p,
             )
         }
+        Operation::ListWindows
+        | Operation::PutWindow
+        | Operation::GetWindow
+        | Operation::DeleteWindow
+        | Operation::WindowOccurrences => windows(api, context, matched, &p, request, now).await,
         Operation::EffectivePolicy => {
             let device = visible_device(api, context, &p).await?;
             let policies = ports.policies().policies(context.tenant()?).await?;
@@ -1030,6 +1035,8 @@ async fn test_notification<K: Clock>(
         threshold: 0.0,
         at_ms: now,
         opened_ms: now,
+        maintenance: None,
+        detail: None,
     };
     match prepare(channel, &event, &api.console_base, now / 1000) {
         Notification::Http(request) => {
@@ -1464,6 +1471,233 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Maintenance windows: MSP admins and technicians write them; a caller limited to some client
+/// companies (a client viewer, a limited technician) reaches only windows whose scope is one
+/// of its companies, a site or a device of them — or the whole tenant (read only: it covers
+/// their company too). Tag windows name no company, so they are only for unlimited callers.
+/// Everything else is 404, like another tenant's window.
+async fn windows<K: Clock>(
+    api: &Api<K>,
+    context: &Context,
+    matched: &Matched,
+    p: &Params<'_>,
+    request: &HttpRequest,
+    now: i64,
+) -> Result<HttpResponse, ApiError> {
+    use vigie_calendar::{MaintenanceWindow, Schedule, Suppress, WindowId};
+    use vigie_domain::ports::WindowStore;
+    let tenant = context.tenant()?;
+    let store = api.ports.windows();
+    let ok = |value: Value| Ok(HttpResponse::json(matched.route.success, &value));
+    let window_id = || p.id("window_id", WindowId::parse, "maintenance window");
+    match matched.route.operation {
+        Operation::ListWindows => {
+            let mut visible = Vec::new();
+            for w in store.windows::<MaintenanceWindow>(tenant).await? {
+                if window_visible(api, context, &w.scope, false).await? {
+                    visible.push(w);
+                }
+            }
+            page(visible, |w| w.id.to_string(), views::window, p)
+        }
+        Operation::GetWindow => {
+            let w = visible_window(api, context, &store, &window_id()?, false).await?;
+            ok(views::window(&w))
+        }
+        Operation::DeleteWindow => {
+            let id = window_id()?;
+            let w = visible_window(api, context, &store, &id, true).await?;
+            if !store.delete(tenant, id.as_str()).await? {
+                return Err(ApiError::NotFound {
+                    what: "maintenance window",
+                });
+            }
+            audit(context, "maintenance_window.delete", id.as_str());
+            ok(views::window(&w))
+        }
+        Operation::PutWindow => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct WindowInput {
+                name: String,
+                scope: Scope,
+                time_zone: String,
+                schedule: Schedule,
+                suppress: Suppress,
+            }
+            let id = window_id()?;
+            let body: WindowInput = json_body(request)?;
+            let window = MaintenanceWindow {
+                id,
+                tenant: tenant.clone(),
+                name: body.name,
+                scope: body.scope,
+                time_zone: body.time_zone,
+                schedule: body.schedule,
+                suppress: body.suppress,
+            };
+            window
+                .validate()
+                .map_err(|e| ApiError::invalid(window_invalid_code(&e), e.to_string()))?;
+            // A limited caller may neither overwrite a window it cannot see nor write one
+            // outside its companies.
+            if let Some(old) = store
+                .get::<MaintenanceWindow>(tenant, window.id.as_str())
+                .await?
+                && !window_visible(api, context, &old.scope, true).await?
+            {
+                return Err(ApiError::NotFound {
+                    what: "maintenance window",
+                });
+            }
+            if !window_visible(api, context, &window.scope, true).await? {
+                return Err(ApiError::NotFound { what: "scope" });
+            }
+            check_scope_exists(api, tenant, &window.scope).await?;
+            store.put(tenant, window.id.as_str(), &window, now).await?;
+            audit(context, "maintenance_window.put", window.id.as_str());
+            ok(views::window(&window))
+        }
+        Operation::WindowOccurrences => {
+            let w = visible_window(api, context, &store, &window_id()?, false).await?;
+            let number = |name: &str| -> Result<Option<i64>, ApiError> {
+                p.query
+                    .get(name)
+                    .map(|v| {
+                        v.parse::<i64>().map_err(|_| {
+                            ApiError::invalid("bad_range", format!("{name} is Unix milliseconds"))
+                        })
+                    })
+                    .transpose()
+            };
+            let from = number("from")?.unwrap_or(now);
+            let to = number("to")?.unwrap_or(from + 35 * 86_400_000);
+            if to <= from || to - from > 400 * 86_400_000 {
+                return Err(ApiError::invalid(
+                    "bad_range",
+                    "from must be before to, at most 400 days apart",
+                ));
+            }
+            let limit = match p.query.get("limit") {
+                None => DEFAULT_LIMIT,
+                Some(v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid("bad_limit", format!("limit is 1 to {MAX_LIMIT}"))
+                    })?,
+            };
+            let cal = vigie_calendar::LocalCalendar::new(&w.time_zone)
+                .map_err(|e| ApiError::invalid("unknown_time_zone", e.to_string()))?;
+            let items: Vec<Value> = w
+                .occurrences(from, to)
+                .into_iter()
+                .take(limit)
+                .map(|(s, e)| {
+                    json!({
+                        "start_ms": s,
+                        "end_ms": e,
+                        "start_utc": utc_text(s),
+                        "end_utc": utc_text(e),
+                        "start_local": local_text(&cal, s),
+                        "end_local": local_text(&cal, e),
+                    })
+                })
+                .collect();
+            ok(json!({
+                "window_id": w.id,
+                "time_zone": w.time_zone,
+                "from_ms": from,
+                "to_ms": to,
+                "items": items,
+            }))
+        }
+        _ => Err(ApiError::NotFound { what: "route" }),
+    }
+}
+
+/// The stable error code of an invalid window.
+fn window_invalid_code(e: &vigie_calendar::WindowInvalid) -> &'static str {
+    use vigie_calendar::WindowInvalid as W;
+    match e {
+        W::EmptyName | W::NameTooLong => "bad_name",
+        W::UnknownTimeZone(_) => "unknown_time_zone",
+        W::EmptyTag => "bad_scope",
+        W::EndNotAfterStart { .. } => "window_end_not_after_start",
+        W::ZeroDuration | W::TooLong { .. } => "bad_duration",
+        W::NoWeekdays | W::DayOfMonthOutOfRange(_) => "bad_recurrence",
+        W::UntilBeforeFrom { .. } => "bad_dates",
+        W::SuppressesNothing => "suppresses_nothing",
+    }
+}
+
+/// Whether the caller reaches a window of `scope` (see [`windows`]).
+async fn window_visible<K: Clock>(
+    api: &Api<K>,
+    context: &Context,
+    scope: &Scope,
+    write: bool,
+) -> Result<bool, ApiError> {
+    if context.client_limit().is_none() {
+        return Ok(true);
+    }
+    Ok(match scope {
+        Scope::Tenant => !write,
+        Scope::Tag { .. } => false,
+        Scope::Client { client } | Scope::Site { client, .. } => context.may_see(client),
+        Scope::Device { device } => api
+            .ports
+            .devices()
+            .get(context.tenant()?, device)
+            .await?
+            .is_some_and(|d| context.may_see(&d.placement.client)),
+    })
+}
+
+async fn visible_window<K: Clock>(
+    api: &Api<K>,
+    context: &Context,
+    store: &vigie_aws::windows::DynamoWindows,
+    id: &vigie_calendar::WindowId,
+    write: bool,
+) -> Result<vigie_calendar::MaintenanceWindow, ApiError> {
+    let w: Option<vigie_calendar::MaintenanceWindow> =
+        store.get(context.tenant()?, id.as_str()).await?;
+    match w {
+        Some(w) if window_visible(api, context, &w.scope, write).await? => Ok(w),
+        _ => Err(ApiError::NotFound {
+            what: "maintenance window",
+        }),
+    }
+}
+
+/// `2026-03-29T01:00Z`.
+fn utc_text(ms: i64) -> String {
+    match vigie_calendar::LocalCalendar::new("UTC") {
+        Ok(utc) => {
+            let (d, t, _) = utc.to_local(ms);
+            format!("{d}T{t}Z")
+        }
+        Err(_) => ms.to_string(),
+    }
+}
+
+/// `2026-03-29T03:00+02:00`: the wall clock in the window's zone, with its offset then.
+fn local_text(cal: &vigie_calendar::LocalCalendar, ms: i64) -> String {
+    let (d, t, _) = cal.to_local(ms);
+    let as_utc = vigie_calendar::LocalCalendar::new("UTC").map(|u| {
+        u.to_utc(
+            vigie_calendar::LocalDateTime::new(d, t),
+            vigie_calendar::Disambiguation::Earlier,
+        )
+    });
+    let offset_min = as_utc.map_or(0, |naive| (naive - (ms - ms.rem_euclid(60_000))) / 60_000);
+    let sign = if offset_min < 0 { '-' } else { '+' };
+    let a = offset_min.abs();
+    format!("{d}T{t}{sign}{:02}:{:02}", a / 60, a % 60)
 }
 
 #[cfg(test)]

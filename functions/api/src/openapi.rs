@@ -156,7 +156,15 @@ fn schemas() -> Map<String, Value> {
             "tags": tags_schema(), "enrolled_ms": ms, "last_seen_ms": { "type": ["integer", "null"] },
             "config": { "type": "object" },
             "parent_id": { "type": ["string", "null"] },
-            "children": { "type": "array", "items": text }
+            "children": { "type": "array", "items": text },
+            "collectors": { "type": "array", "items": {
+                "type": "object", "required": ["collector", "state", "at_ms"],
+                "properties": {
+                    "collector": text,
+                    "state": { "enum": ["ok", "missing_tool", "no_permission", "not_applicable", "error"] },
+                    "detail": text, "at_ms": ms
+                }
+            } }
         }
     }));
     s.insert("DevicePage".into(), page_of("Device"));
@@ -299,6 +307,64 @@ fn schemas() -> Map<String, Value> {
         }),
     );
     s.insert("PolicyPage".into(), page_of("Policy"));
+    // Maintenance windows as `vigie_calendar::MaintenanceWindow` reads them; the handler
+    // validates the rest (zone, dates, durations) with stable error codes.
+    let weekday = json!({ "enum": ["monday", "tuesday", "wednesday", "thursday", "friday",
+        "saturday", "sunday"] });
+    let date = json!({ "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$" });
+    let time = json!({ "type": "string", "pattern": "^[0-9]{2}:[0-9]{2}$" });
+    let datetime = json!({ "type": "string",
+        "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$" });
+    let scope = json!({ "type": "object", "required": ["level"], "properties": {
+        "level": { "enum": ["tenant", "tag", "client", "site", "device"] },
+        "key": text, "value": text, "client": id, "site": id, "device": text } });
+    let window_body = json!({
+        "name": { "type": "string", "minLength": 1, "maxLength": 200 },
+        "scope": scope,
+        "time_zone": text,
+        "schedule": { "oneOf": [
+            { "type": "object", "required": ["type", "start", "end"], "additionalProperties": false,
+              "properties": { "type": { "const": "once" }, "start": datetime, "end": datetime } },
+            { "type": "object", "additionalProperties": false,
+              "required": ["type", "rule", "start_time", "duration_minutes", "from_date"],
+              "properties": { "type": { "const": "recurring" },
+                "rule": { "type": "object", "required": ["repeat"], "properties": {
+                    "repeat": { "enum": ["daily", "weekly", "monthly", "monthly_nth"] },
+                    "days": { "type": "array", "items": weekday },
+                    "day_of_month": { "type": "integer", "minimum": 1, "maximum": 31 },
+                    "nth": { "enum": ["first", "second", "third", "fourth", "last"] },
+                    "weekday": weekday } },
+                "start_time": time,
+                "duration_minutes": { "type": "integer", "minimum": 1, "maximum": 10_080 },
+                "from_date": date, "until_date": date } } ] },
+        "suppress": { "type": "object", "required": ["notifications", "alerts"],
+            "properties": { "notifications": { "type": "boolean" }, "alerts": { "type": "boolean" },
+                "families": { "type": "array", "items": family } } },
+    });
+    s.insert(
+        "WindowInput".into(),
+        json!({ "type": "object", "additionalProperties": false,
+            "required": ["name", "scope", "time_zone", "schedule", "suppress"],
+            "properties": window_body }),
+    );
+    let mut window = window_body.clone();
+    window["window_id"] = id.clone();
+    s.insert(
+        "Window".into(),
+        json!({ "type": "object",
+            "required": ["window_id", "name", "scope", "time_zone", "schedule", "suppress"],
+            "properties": window }),
+    );
+    s.insert("WindowPage".into(), page_of("Window"));
+    s.insert(
+        "WindowOccurrences".into(),
+        json!({ "type": "object", "required": ["window_id", "time_zone", "from_ms", "to_ms", "items"],
+            "properties": { "window_id": id, "time_zone": text, "from_ms": ms, "to_ms": ms,
+                "items": { "type": "array", "items": { "type": "object",
+                    "required": ["start_ms", "end_ms", "start_utc", "end_utc", "start_local", "end_local"],
+                    "properties": { "start_ms": ms, "end_ms": ms, "start_utc": text,
+                        "end_utc": text, "start_local": text, "end_local": text } } } } }),
+    );
     s.insert(
         "EffectivePolicy".into(),
         json!({

@@ -63,6 +63,11 @@ pub enum Operation {
     AlertHistory,
     SetDeviceParent,
     ClearDeviceParent,
+    ListWindows,
+    PutWindow,
+    GetWindow,
+    DeleteWindow,
+    WindowOccurrences,
 }
 
 /// Where the objects of an operation live.
@@ -195,6 +200,11 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/v1/channels/{channel_id}", Operation::DeleteChannel, Realm::Tenant, ADMIN, "Remove a notification channel", 200, None, "Channel"),
     route("PUT", "/v1/devices/{device_id}/parent", Operation::SetDeviceParent, Realm::Tenant, ADMIN, "Set the device this one depends on (its site's router, its hypervisor): while the parent is down, this device's alerts are attached to the parent's instead of notifying", 200, Some("DeviceParent"), "DeviceDependencies"),
     route("DELETE", "/v1/devices/{device_id}/parent", Operation::ClearDeviceParent, Realm::Tenant, ADMIN, "Remove a device's parent", 200, None, "DeviceDependencies"),
+    route("GET", "/v1/maintenance-windows", Operation::ListWindows, Realm::Tenant, READERS, "List maintenance windows", 200, None, "WindowPage"),
+    route("PUT", "/v1/maintenance-windows/{window_id}", Operation::PutWindow, Realm::Tenant, RESPONDERS, "Create or replace a maintenance window", 200, Some("WindowInput"), "Window"),
+    route("GET", "/v1/maintenance-windows/{window_id}", Operation::GetWindow, Realm::Tenant, READERS, "A maintenance window", 200, None, "Window"),
+    route("DELETE", "/v1/maintenance-windows/{window_id}", Operation::DeleteWindow, Realm::Tenant, RESPONDERS, "Remove a maintenance window", 200, None, "Window"),
+    route("GET", "/v1/maintenance-windows/{window_id}/occurrences", Operation::WindowOccurrences, Realm::Tenant, READERS, "When a window runs, in UTC and in its local time, over Unix ms from and to (from=…; to=…; limit=…)", 200, None, "WindowOccurrences"),
     route("GET", "/v1/alert-history", Operation::AlertHistory, Realm::Tenant, READERS, "Alert episodes opened in a time window, newest last (filters: since_ms, until_ms, status, severity, client_id, site_id, family)", 200, None, "AlertPage"),
 ];
 

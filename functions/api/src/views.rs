@@ -84,6 +84,8 @@ pub fn device(d: &Device, now_ms: i64) -> Value {
         "enrolled_ms": d.enrolled_ms,
         "last_seen_ms": (d.last_seen_ms > 0).then_some(d.last_seen_ms),
         "config": d.config,
+        // What each of the agent's collectors last said (a missing tool, a permission).
+        "collectors": d.collectors,
     })
 }
 
@@ -178,6 +180,10 @@ pub fn alert(record: &Value, work: &vigie_domain::workflow::AlertWork) -> Value 
     let mut view = record.clone();
     let measured_resolved = record["status"] == "resolved";
     view["status"] = json!(work.status(measured_resolved));
+    if record["status"] == "suppressed" {
+        // Held back by a maintenance window: known, never raised (see the evaluator).
+        view["status"] = json!("suppressed");
+    }
     view["acknowledged"] = json!(work.acknowledged);
     view["assignee"] = json!(work.assignee);
     view["assigned"] = json!(work.assigned);
@@ -251,6 +257,18 @@ pub fn invitation(i: &vigie_auth::Invitation, now_ms: i64) -> Value {
         "expires_ms": i.expires_ms,
         "invited_by": i.invited_by,
         "state": state,
+    })
+}
+
+/// A maintenance window as the API shows it: the stored document.
+pub fn window(w: &vigie_calendar::MaintenanceWindow) -> Value {
+    json!({
+        "window_id": w.id,
+        "name": w.name,
+        "scope": w.scope,
+        "time_zone": w.time_zone,
+        "schedule": w.schedule,
+        "suppress": w.suppress,
     })
 }
 

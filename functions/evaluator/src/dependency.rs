@@ -52,18 +52,20 @@ pub struct SweepCounts {
     pub released: usize,
 }
 
-/// Acts on the late devices of one sweep at `now`.
-pub async fn sweep_late<R, S, A>(
+/// A late device of a sweep, its "device down" state, and what to do with it.
+pub type PlannedDevice = (Device, Option<Versioned>, SweepAction);
+
+/// Reads the late devices among `entries` (active, due by `now`), their "device down" states
+/// and parent links, and the parents outside the sweep; plans them parents first.
+pub async fn plan_late<R, S>(
     devices: &R,
     store: &S,
-    publisher: &A,
     entries: &[HeartbeatEntry],
     now: i64,
-) -> Result<SweepCounts, StoreError>
+) -> Result<Vec<PlannedDevice>, StoreError>
 where
     R: DeviceRegistry,
     S: EvaluationStore,
-    A: AlertPublisher,
 {
     let mut late = Vec::new();
     let mut known: HashMap<DeviceId, (Device, Option<Versioned>)> = HashMap::new();
@@ -120,36 +122,90 @@ where
             },
         );
     }
+    Ok(plan_sweep(&late, &outside, now)
+        .into_iter()
+        .filter_map(|(id, action)| known.remove(&id).map(|(d, c)| (d, c, action)))
+        .collect())
+}
+
+/// What [`act`] did, or left to the sweeper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acted {
+    /// The sweeper's own business: raise it (or look at its open alert) as without a parent.
+    Raise,
+    Suppressed,
+    Held,
+    Released,
+    Nothing,
+}
+
+/// Carries out the dependency actions of a planned device.
+pub async fn act<S, A>(
+    store: &S,
+    publisher: &A,
+    device: &Device,
+    current: Option<Versioned>,
+    action: SweepAction,
+    now: i64,
+) -> Result<Acted, StoreError>
+where
+    S: EvaluationStore,
+    A: AlertPublisher,
+{
+    let tenant = &device.placement.tenant;
+    Ok(match action {
+        SweepAction::Raise => Acted::Raise,
+        // Open already and not suppressed: the sweeper may still have to announce it (a
+        // maintenance window that held it back has ended).
+        SweepAction::Skip if !current.is_some_and(|v| v.state.suppressed) => Acted::Raise,
+        SweepAction::Skip => Acted::Nothing,
+        SweepAction::Suppress { parent } => {
+            let parent_alert = down_alert_id(tenant, &parent);
+            if open_down(store, publisher, device, current, now, Some(&parent_alert)).await? {
+                Acted::Suppressed
+            } else {
+                Acted::Nothing
+            }
+        }
+        SweepAction::Hold { until_ms } => {
+            store.recheck(tenant, &device.id, until_ms).await?;
+            Acted::Held
+        }
+        SweepAction::Release => match current {
+            Some(current) if release(store, publisher, device, current, now).await? => {
+                Acted::Released
+            }
+            _ => Acted::Nothing,
+        },
+    })
+}
+
+/// [`plan_late`] and [`act`], raising the others without maintenance windows (the sweeper
+/// raises them under its windows instead).
+pub async fn sweep_late<R, S, A>(
+    devices: &R,
+    store: &S,
+    publisher: &A,
+    entries: &[HeartbeatEntry],
+    now: i64,
+) -> Result<SweepCounts, StoreError>
+where
+    R: DeviceRegistry,
+    S: EvaluationStore,
+    A: AlertPublisher,
+{
     let mut counts = SweepCounts::default();
-    for (id, action) in plan_sweep(&late, &outside, now) {
-        let Some((device, current)) = known.get(&id) else {
-            continue;
-        };
-        let tenant = &device.placement.tenant;
-        match action {
-            SweepAction::Raise => {
-                if open_down(store, publisher, device, *current, now, None).await? {
+    for (device, current, action) in plan_late(devices, store, entries, now).await? {
+        match act(store, publisher, &device, current, action, now).await? {
+            Acted::Raise => {
+                if open_down(store, publisher, &device, current, now, None).await? {
                     counts.raised += 1;
                 }
             }
-            SweepAction::Suppress { parent } => {
-                let parent_alert = down_alert_id(tenant, &parent);
-                if open_down(store, publisher, device, *current, now, Some(&parent_alert)).await? {
-                    counts.suppressed += 1;
-                }
-            }
-            SweepAction::Hold { until_ms } => {
-                store.recheck(tenant, &id, until_ms).await?;
-                counts.held += 1;
-            }
-            SweepAction::Release => {
-                if let Some(current) = current
-                    && release(store, publisher, device, *current, now).await?
-                {
-                    counts.released += 1;
-                }
-            }
-            SweepAction::Skip => {}
+            Acted::Suppressed => counts.suppressed += 1,
+            Acted::Held => counts.held += 1,
+            Acted::Released => counts.released += 1,
+            Acted::Nothing => {}
         }
     }
     Ok(counts)
@@ -529,6 +585,7 @@ mod tests {
             rate_count: 0,
             heartbeat_slot_ms: 0,
             usage: Default::default(),
+            collectors: Vec::new(),
         }
     }
 

@@ -149,12 +149,19 @@ fn settled_event(
         }
         Some(s) => (AlertEventKind::Settled, s, end.peak.filter(|p| *p != s)),
     };
-    let level = match severity {
-        Severity::Critical => rule.threshold.critical,
-        _ => rule.threshold.warning,
-    }
-    .or(rule.threshold.warning)
-    .or(rule.threshold.critical);
+    // A threshold rule tells its metric and line; other kinds their kind's name.
+    let (metric, threshold) = match &rule.check {
+        vigie_domain::checks::Check::Threshold(c) => {
+            let line = c
+                .threshold
+                .level(severity)
+                .or(c.threshold.warning)
+                .or(c.threshold.critical)
+                .map_or(0.0, |l| l.threshold);
+            (c.metric.as_str().to_owned(), line)
+        }
+        other => (other.kind().to_owned(), 0.0),
+    };
     let alert_id = derived_id(
         "al",
         &[
@@ -176,12 +183,14 @@ fn settled_event(
         rule_id: rule.id.to_string(),
         family: rule.family,
         subject: subject.clone(),
-        metric: rule.metric.as_str().to_owned(),
+        metric,
         severity,
         previous_severity: previous,
         value: end.value,
-        threshold: level.map_or(0.0, |l| l.threshold),
+        threshold,
         at_ms: end.at_ms,
         opened_ms: firing_since_ms.unwrap_or(end.since_ms),
+        maintenance: None,
+        detail: None,
     })
 }

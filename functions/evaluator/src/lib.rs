@@ -16,6 +16,7 @@
 
 pub mod dependency;
 pub mod flapping;
+pub mod maintenance;
 pub mod silence;
 pub mod usage_close;
 
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{Instrument as _, error, info, info_span, warn};
+use vigie_calendar::MaintenanceWindow;
 use vigie_domain::alert::{AlertEvent, AlertEventKind, Severity, derived_id};
 use vigie_domain::clock::Clock;
 use vigie_domain::envelope::{BatchEnvelope, IntakeMessage};
@@ -31,7 +33,7 @@ use vigie_domain::ids::TenantId;
 use vigie_domain::policy::{EffectivePolicy, Policy, RuleTransition};
 use vigie_domain::ports::{
     AlertPublisher, CommitOutcome, EvaluationStore, IntakeSource, PolicyStore, StateChange,
-    StoreError,
+    StoreError, WindowStore,
 };
 use vigie_domain::rules::RuleState;
 use vigie_edge::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -76,12 +78,14 @@ pub struct Evaluator<P, S, A, I, C> {
     cache: Mutex<HashMap<TenantId, CachedPolicies>>,
 }
 
-/// A tenant's policies and when they were read.
-type CachedPolicies = (Instant, Arc<Vec<Policy>>);
+/// A tenant's policies and maintenance windows, and when they were read.
+type TenantRules = (Arc<Vec<Policy>>, Arc<Vec<MaintenanceWindow>>);
+
+type CachedPolicies = (Instant, Arc<Vec<Policy>>, Arc<Vec<MaintenanceWindow>>);
 
 impl<P, S, A, I, C> Evaluator<P, S, A, I, C>
 where
-    P: PolicyStore,
+    P: PolicyStore + WindowStore,
     S: EvaluationStore,
     A: AlertPublisher,
     I: IntakeSource,
@@ -112,18 +116,21 @@ where
         }
     }
 
-    async fn policies_of(&self, tenant: &TenantId) -> Result<Arc<Vec<Policy>>, StoreError> {
+    /// The tenant's policies and maintenance windows, cached together.
+    async fn policies_of(&self, tenant: &TenantId) -> Result<TenantRules, StoreError> {
         if let Ok(cache) = self.cache.lock()
-            && let Some((at, p)) = cache.get(tenant)
+            && let Some((at, p, w)) = cache.get(tenant)
             && at.elapsed() < self.policy_ttl
         {
-            return Ok(Arc::clone(p));
+            return Ok((Arc::clone(p), Arc::clone(w)));
         }
         let fresh = Arc::new(self.policies.policies(tenant).await?);
+        let windows = Arc::new(self.policies.windows(tenant).await?);
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(tenant.clone(), (Instant::now(), Arc::clone(&fresh)));
+            let entry = (Instant::now(), Arc::clone(&fresh), Arc::clone(&windows));
+            cache.insert(tenant.clone(), entry);
         }
-        Ok(fresh)
+        Ok((fresh, windows))
     }
 
     /// Handles one SQS event the way a Lambda event source mapping delivers it, reporting
@@ -183,7 +190,7 @@ where
     pub async fn evaluate(&self, envelope: &BatchEnvelope) -> Result<BatchOutcome, EvaluateError> {
         let tenant = &envelope.tenant_id;
         let device = &envelope.device_id;
-        let policies = self.policies_of(tenant).await?;
+        let (policies, windows) = self.policies_of(tenant).await?;
         let effective = EffectivePolicy::for_device(
             policies.iter(),
             device,
@@ -203,13 +210,12 @@ where
                 warn!(event_id = %pending.event.event_id, "publishing an abandoned outbox event");
                 self.publish(tenant, &pending.event).await?;
             }
-            let evaluation = effective.evaluate(&envelope.batch, |rule, item| {
-                stored
-                    .states
-                    .get(&(rule.clone(), item.to_owned()))
-                    .map(|v| v.state)
-                    .unwrap_or_default()
-            });
+            let states: HashMap<_, _> = stored
+                .states
+                .iter()
+                .map(|(k, v)| (k.clone(), v.state))
+                .collect();
+            let evaluation = effective.evaluate(&envelope.batch, &states);
             let events: Vec<AlertEvent> = evaluation
                 .transitions
                 .iter()
@@ -218,7 +224,7 @@ where
                         .states
                         .get(&(t.rule.clone(), t.subject.clone()))
                         .map(|v| v.state);
-                    alert_event(envelope, &effective, t, before.unwrap_or_default())
+                    alert_event(envelope, t, before.unwrap_or_default())
                 })
                 .collect();
             let mut events = events;
@@ -261,6 +267,18 @@ where
                 &mut events,
                 &mut changes,
             );
+            let last_sample = envelope
+                .batch
+                .sample_time(envelope.batch.len().wrapping_sub(1));
+            let target = maintenance::Target::of_envelope(envelope);
+            maintenance::apply(
+                &windows,
+                target,
+                &stored,
+                &mut events,
+                &mut changes,
+                last_sample,
+            );
             if changes.is_empty() {
                 return Ok(BatchOutcome {
                     events,
@@ -293,8 +311,10 @@ where
                             "alert {}",
                             event.kind.as_str()
                         );
-                        dependency::deliver(&self.store, &self.publisher, &suppression, event)
-                            .await?;
+                        if maintenance::published(event) {
+                            dependency::deliver(&self.store, &self.publisher, &suppression, event)
+                                .await?;
+                        }
                     }
                     dependency::after_commit(&self.store, tenant, device, &events, now).await?;
                     return Ok(BatchOutcome {
@@ -319,29 +339,25 @@ where
 /// The event of one transition; `before` is the state the transition started from.
 fn alert_event(
     envelope: &BatchEnvelope,
-    effective: &EffectivePolicy,
     t: &RuleTransition,
     before: RuleState,
 ) -> Option<AlertEvent> {
-    let kind = AlertEventKind::of(t.transition.from, t.transition.to)?;
-    let (rule, _) = effective.rules.iter().find(|(r, _)| r.id == t.rule)?;
+    let kind = match AlertEventKind::of(t.transition.from, t.transition.to) {
+        Some(kind) => kind,
+        None if t.reminder => AlertEventKind::Reminder,
+        None => return None,
+    };
     let severity = t
         .transition
         .to
         .or(t.transition.from)
         .unwrap_or(Severity::Info);
-    let level = match severity {
-        Severity::Critical => rule.threshold.critical,
-        _ => rule.threshold.warning,
-    }
-    .or(rule.threshold.warning)
-    .or(rule.threshold.critical);
     let alert_id = derived_id(
         "al",
         &[
             envelope.tenant_id.as_str(),
             envelope.device_id.as_str(),
-            rule.id.as_str(),
+            t.rule.as_str(),
             &t.subject,
         ],
     );
@@ -368,16 +384,18 @@ fn alert_event(
         site_id: envelope.site_id.clone(),
         device_id: envelope.device_id.clone(),
         device_name: envelope.batch.agent.hostname.clone(),
-        rule_id: rule.id.to_string(),
-        family: rule.family,
+        rule_id: t.rule.to_string(),
+        family: t.family,
         subject: t.subject.clone(),
-        metric: rule.metric.as_str().to_owned(),
+        metric: t.metric.clone(),
         severity,
         previous_severity: t.transition.from.filter(|_| kind != AlertEventKind::Opened),
         value: t.transition.value,
-        threshold: level.map_or(0.0, |l| l.threshold),
+        threshold: t.threshold,
         at_ms: t.transition.at_ms,
         opened_ms,
+        maintenance: None,
+        detail: t.detail.clone(),
     })
 }
 
@@ -421,5 +439,7 @@ fn back_up_event(envelope: &BatchEnvelope, down: RuleState, at_ms: i64) -> Alert
         threshold: 0.0,
         at_ms,
         opened_ms: down.firing_since_ms.unwrap_or(at_ms),
+        maintenance: None,
+        detail: None,
     }
 }

@@ -2,15 +2,28 @@
 //! passed. It reads only the slots that passed since its last run, so its cost grows with the
 //! number of late devices, not with the fleet. The alert resolves at the device's next batch
 //! (see [`crate::Evaluator::evaluate`]).
+//!
+//! Maintenance windows apply here as in the evaluator ([`crate::maintenance`]): a device
+//! silent inside a window that silences `device_down` (a planned reboot) is recorded as down
+//! but not raised, and its heartbeat entry is put back in the slot of the window's end, so the
+//! sweep that follows the end raises it once — with the real start — if it is still silent.
 
+use std::collections::HashMap;
 use tracing::{info, warn};
 use vigie_domain::alert::{AlertEvent, AlertEventKind, AlertFamily, Severity, derived_id};
 use vigie_domain::clock::Clock;
 use vigie_domain::device::{Device, HEARTBEAT_SLOT_MS};
 use vigie_domain::policy::RuleId;
+
+use vigie_calendar::MaintenanceWindow;
+use vigie_domain::ids::TenantId;
 use vigie_domain::ports::{
-    AlertPublisher, DeviceRegistry, EvaluationStore, HeartbeatIndex, StoreError,
+    AlertPublisher, CommitOutcome, DeviceRegistry, EvaluationStore, HeartbeatEntry, HeartbeatIndex,
+    StateChange, StoreError, WindowStore,
 };
+
+use crate::maintenance;
+use vigie_domain::rules::RuleState;
 
 /// The built-in rule behind "device down".
 pub const HEARTBEAT_RULE: &str = "heartbeat";
@@ -87,6 +100,8 @@ pub fn heartbeat_event(
         threshold: f64::from(device.config.heartbeat_s),
         at_ms,
         opened_ms,
+        maintenance: None,
+        detail: None,
     }
 }
 
@@ -101,7 +116,7 @@ pub struct SilenceSweeper<R, S, A, H, C> {
 
 impl<R, S, A, H, C> SilenceSweeper<R, S, A, H, C>
 where
-    R: DeviceRegistry,
+    R: DeviceRegistry + WindowStore,
     S: EvaluationStore,
     A: AlertPublisher,
     H: HeartbeatIndex,
@@ -136,17 +151,31 @@ where
             checked: entries.len(),
             ..SweepReport::default()
         };
-        let counts = crate::dependency::sweep_late(
-            &self.devices,
-            &self.store,
-            &self.publisher,
-            &entries,
-            now,
-        )
-        .await?;
-        report.raised = counts.raised + counts.released;
-        report.suppressed = counts.suppressed;
-        report.held = counts.held;
+        // Windows of the tenants met in this sweep, read once each.
+        let mut windows: HashMap<TenantId, Vec<MaintenanceWindow>> = HashMap::new();
+        // Parents first; children behind a down parent are suppressed, held or released
+        // (see `crate::dependency`); the others are raised under the maintenance windows.
+        let plan = crate::dependency::plan_late(&self.devices, &self.store, &entries, now).await?;
+        for (device, current, action) in plan {
+            use crate::dependency::{Acted, act};
+            match act(&self.store, &self.publisher, &device, current, action, now).await? {
+                Acted::Raise => {
+                    let tenant = &device.placement.tenant;
+                    if !windows.contains_key(tenant) {
+                        let w = self.devices.windows(tenant).await?;
+                        windows.insert(tenant.clone(), w);
+                    }
+                    let tenant_windows = windows.get(tenant).map_or(&[][..], Vec::as_slice);
+                    if self.raise(&device, tenant_windows, now).await? {
+                        report.raised += 1;
+                    }
+                }
+                Acted::Suppressed => report.suppressed += 1,
+                Acted::Held => report.held += 1,
+                Acted::Released => report.raised += 1,
+                Acted::Nothing => {}
+            }
+        }
         for entry in &entries {
             self.index.remove(entry).await?;
         }
@@ -165,6 +194,128 @@ where
         }
         Ok(report)
     }
+
+    /// Opens "device down" unless it is open already, under the tenant's maintenance windows;
+    /// announces a "device down" a window held back once the window is over. True when this
+    /// call told someone.
+    async fn raise(
+        &self,
+        device: &Device,
+        windows: &[MaintenanceWindow],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let p = &device.placement;
+        let key = (heartbeat_rule(), String::new());
+        let stored = self.store.load(&p.tenant, &device.id).await?;
+        let current = stored.states.get(&key);
+        let target = maintenance::Target::of_device(device);
+        if current.is_some_and(|v| v.state.firing.is_some()) {
+            // Open already; if a window holds it back, it may be due now.
+            let (mut events, mut changes) = (Vec::new(), Vec::new());
+            maintenance::apply(
+                windows,
+                target,
+                &stored,
+                &mut events,
+                &mut changes,
+                Some(now),
+            );
+            let held = stored
+                .held
+                .values()
+                .any(|e| e.rule_id == HEARTBEAT_RULE && maintenance::held_until(e).is_some());
+            let window_end = (held && events.is_empty())
+                .then(|| maintenance::silence(windows, target, AlertFamily::DeviceDown, now).1)
+                .flatten()
+                .map(|w| w.end_ms);
+            return self
+                .commit_held(device, &events, &changes, window_end, now)
+                .await;
+        }
+        let severity = silence_severity(device);
+        let state = RuleState {
+            firing: Some(severity),
+            firing_since_ms: Some(now),
+            last_ms: device.last_seen_ms,
+            ..RuleState::default()
+        };
+        let event = heartbeat_event(device, AlertEventKind::Opened, severity, now, now);
+        let change = StateChange {
+            key,
+            state,
+            read_version: current.map(|v| v.version),
+        };
+        let (mut events, mut changes) = (vec![event], vec![change]);
+        maintenance::apply(
+            windows,
+            target,
+            &stored,
+            &mut events,
+            &mut changes,
+            Some(now),
+        );
+        self.commit_held(device, &events, &changes, None, now).await
+    }
+
+    /// Commits the heartbeat's events, publishes what is to be published, and — when a window
+    /// holds "device down" back (`window_end` when nothing changed) — asks to look at the
+    /// device again when it ends.
+    async fn commit_held(
+        &self,
+        device: &Device,
+        events: &[AlertEvent],
+        changes: &[StateChange],
+        window_end: Option<i64>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let p = &device.placement;
+        if !changes.is_empty() {
+            match self
+                .store
+                .commit(&p.tenant, &device.id, changes, events, now)
+                .await?
+            {
+                CommitOutcome::Conflict => return Ok(false),
+                CommitOutcome::Committed => {}
+            }
+        }
+        let mut told = false;
+        for event in events {
+            info!(
+                event = "alert_transition",
+                tenant_id = %p.tenant,
+                device_id = %device.id,
+                alert_id = %event.alert_id,
+                kind = event.kind.as_str(),
+                maintenance = event.maintenance_effect().map(|m| m.as_str()),
+                "device down"
+            );
+            if maintenance::published(event) {
+                self.publisher.publish(event).await?;
+                self.store
+                    .published(&p.tenant, &device.id, &event.event_id)
+                    .await?;
+                told = true;
+            }
+        }
+        // Still held (new, or its window goes on): come back when the window ends.
+        let still_held = events
+            .iter()
+            .filter_map(maintenance::held_until)
+            .chain(window_end)
+            .max();
+        if let Some(end) = still_held {
+            let slot = end.max(now) - end.max(now).rem_euclid(HEARTBEAT_SLOT_MS);
+            self.index
+                .schedule(&HeartbeatEntry {
+                    slot_ms: slot,
+                    tenant: p.tenant.clone(),
+                    device: device.id.clone(),
+                })
+                .await?;
+        }
+        Ok(told)
+    }
 }
 
 #[cfg(test)]
@@ -177,7 +328,6 @@ mod tests {
     use vigie_domain::device::{Device, heartbeat_slot};
     use vigie_domain::enrollment::Placement;
     use vigie_domain::ids::{ClientId, DeviceId, EnrollmentTokenId, SiteId, TenantId};
-    use vigie_domain::ports::{CommitOutcome, StateChange};
     use vigie_domain::ports::{DeviceEvaluationState, HeartbeatEntry, SequenceOutcome, Versioned};
     use vigie_domain::protocol::AgentConfig;
     use vigie_domain::signing::DeviceSigningKey;
@@ -212,6 +362,15 @@ mod tests {
             _: i64,
         ) -> Result<SequenceOutcome, StoreError> {
             Ok(SequenceOutcome::Recorded)
+        }
+    }
+
+    impl WindowStore for &Fleet {
+        async fn windows<W: serde::de::DeserializeOwned + Send>(
+            &self,
+            _: &TenantId,
+        ) -> Result<Vec<W>, StoreError> {
+            Ok(Vec::new())
         }
     }
 
@@ -277,6 +436,14 @@ mod tests {
             }
             Ok(())
         }
+        async fn schedule(&self, entry: &HeartbeatEntry) -> Result<(), StoreError> {
+            let mut slots = self.slots.lock().expect("lock");
+            let slot = slots.entry(entry.slot_ms).or_default();
+            if !slot.contains(entry) {
+                slot.push(entry.clone());
+            }
+            Ok(())
+        }
         async fn cursor(&self) -> Result<i64, StoreError> {
             Ok(*self.cursor.lock().expect("lock"))
         }
@@ -315,6 +482,7 @@ mod tests {
             rate_count: 0,
             heartbeat_slot_ms: heartbeat_slot(last_seen_ms, 300),
             usage: Default::default(),
+            collectors: Vec::new(),
         }
     }
 

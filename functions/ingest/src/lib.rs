@@ -12,8 +12,9 @@ use vigie_domain::enrollment::{EnrollmentRefusal, split_token};
 use vigie_domain::envelope::BatchEnvelope;
 use vigie_domain::ids::DeviceId;
 use vigie_domain::intake::{BodyEncoding, IntakeRefusal, SignatureHeaders, decode_batch};
+use vigie_domain::policy::EffectivePolicy;
 use vigie_domain::ports::{
-    DeviceRegistry, EnrollmentStore, RedeemOutcome, SequenceOutcome, TelemetryQueue,
+    DeviceRegistry, EnrollmentStore, PolicyStore, RedeemOutcome, SequenceOutcome, TelemetryQueue,
 };
 use vigie_domain::protocol::{
     AgentConfig, BatchAccepted, EnrollRequest, EnrollResponse, limits, routes,
@@ -25,26 +26,30 @@ pub use error::IngestError;
 pub use metrics::IngestCounters;
 
 /// The ingestion service over its ports.
-pub struct Ingest<R, E, Q, C> {
+pub struct Ingest<R, E, Q, P, C> {
     registry: R,
     enrollment: E,
     queue: Q,
+    /// The tenant's policies: what a device's rules ask its collectors to watch.
+    policies: P,
     clock: C,
     counters: IngestCounters,
 }
 
-impl<R, E, Q, C> Ingest<R, E, Q, C>
+impl<R, E, Q, P, C> Ingest<R, E, Q, P, C>
 where
     R: DeviceRegistry,
     E: EnrollmentStore,
     Q: TelemetryQueue,
+    P: PolicyStore,
     C: Clock,
 {
-    pub fn new(registry: R, enrollment: E, queue: Q, clock: C) -> Self {
+    pub fn new(registry: R, enrollment: E, queue: Q, policies: P, clock: C) -> Self {
         Self {
             registry,
             enrollment,
             queue,
+            policies,
             clock,
             counters: IngestCounters::default(),
         }
@@ -136,6 +141,7 @@ where
                 heartbeat_slot_ms: 0,
                 usage: Default::default(),
                 tags: token.tags.clone(),
+                collectors: Vec::new(),
             };
             let outcome = self.enrollment.redeem(&token, &device).await?;
             if let RedeemOutcome::DeviceLimit { max } = outcome {
@@ -227,10 +233,17 @@ where
         };
         // Queue first, then record the sequence: a crash in between makes the agent retry,
         // and the queue's (device, seq) deduplication keeps that retry from doubling the batch.
+        // The collector statuses the batch carries are kept on the device in the same write.
         let message_id = self.queue.enqueue(&envelope).await?;
         match self
             .registry
-            .record_batch(&device, headers.seq, envelope.wire_bytes, now)
+            .record_batch_observed(
+                &device,
+                headers.seq,
+                envelope.wire_bytes,
+                now,
+                &envelope.batch.collectors,
+            )
             .await?
         {
             SequenceOutcome::Recorded => {}
@@ -265,10 +278,23 @@ where
         ))
     }
 
+    /// The device's configuration, its collection plan derived from its effective policy
+    /// (read fresh: agents ask hourly, and a policy change should reach them by then).
     async fn config(&self, req: &HttpRequest) -> Result<HttpResponse, IngestError> {
         let now = self.clock.now_ms();
         let (_, device) = self.authenticate(req, now).await?;
-        Ok(HttpResponse::json(200, &device.config))
+        let p = &device.placement;
+        let policies = self.policies.policies(&p.tenant).await?;
+        let effective = EffectivePolicy::for_device(
+            policies.iter(),
+            &device.id,
+            &p.client,
+            &p.site,
+            &device.tags,
+        );
+        let mut config = device.config.clone();
+        config.collect.merge(&effective.collect_plan());
+        Ok(HttpResponse::json(200, &config))
     }
 }
 
@@ -283,6 +309,7 @@ mod tests {
     use vigie_domain::enrollment::{EnrollmentToken, Placement};
     use vigie_domain::ids::{ClientId, EnrollmentTokenId, SiteId, TenantId};
     use vigie_domain::intake::gzip;
+    use vigie_domain::policy::{Policy, Scope};
     use vigie_domain::ports::StoreError;
     use vigie_domain::signing::{DeviceSigningKey, SignedRequest, headers};
     use vigie_edge::function_url::FunctionUrlRequest;
@@ -297,6 +324,14 @@ mod tests {
         /// Makes the next `record_batch` report that another request won.
         lose_next_race: Mutex<bool>,
         queue_down: Mutex<bool>,
+        policies: Mutex<Vec<Policy>>,
+    }
+
+    impl PolicyStore for &Memory {
+        async fn policies(&self, tenant: &TenantId) -> Result<Vec<Policy>, StoreError> {
+            assert_eq!(tenant.as_str(), "msp", "only the device's tenant is read");
+            Ok(self.policies.lock().expect("lock").clone())
+        }
     }
 
     impl DeviceRegistry for &Memory {
@@ -322,6 +357,23 @@ mod tests {
             d.last_seq = seq;
             d.last_seen_ms = now_ms;
             Ok(SequenceOutcome::Recorded)
+        }
+
+        async fn record_batch_observed(
+            &self,
+            device: &Device,
+            seq: u64,
+            wire_bytes: u64,
+            now_ms: i64,
+            collectors: &[vigie_domain::telemetry::CollectorStatus],
+        ) -> Result<SequenceOutcome, StoreError> {
+            let outcome = self.record_batch(device, seq, wire_bytes, now_ms).await?;
+            if outcome == SequenceOutcome::Recorded {
+                let mut devices = self.devices.lock().expect("lock");
+                let d = devices.get_mut(&device.id).expect("known");
+                d.collectors = d.merged_collectors(collectors);
+            }
+            Ok(outcome)
         }
     }
 
@@ -389,7 +441,7 @@ mod tests {
 
     async fn enrolled(
         mem: &Memory,
-        ingest: &Ingest<&Memory, &Memory, &Memory, ManualClock>,
+        ingest: &Ingest<&Memory, &Memory, &Memory, &Memory, ManualClock>,
     ) -> (DeviceId, DeviceSigningKey) {
         let placement = Placement {
             tenant: TenantId::parse("msp").expect("id"),
@@ -423,12 +475,22 @@ mod tests {
     }
 
     fn batch_request(device: &DeviceId, key: &DeviceSigningKey, seq: u64) -> HttpRequest {
+        observed_batch_request(device, key, seq, serde_json::json!([]))
+    }
+
+    fn observed_batch_request(
+        device: &DeviceId,
+        key: &DeviceSigningKey,
+        seq: u64,
+        collectors: serde_json::Value,
+    ) -> HttpRequest {
         let batch = serde_json::json!({
             "schema": 1,
             "agent": {"version": "0.1.0", "hostname": "h", "os": "o", "kernel": "k", "arch": "x86_64", "boot_time": 1},
             "start_ms": NOW - 1000,
             "offsets_ms": [0],
-            "cpu": {"total_pct_x100": [500], "iowait_pct_x100": [0]}
+            "cpu": {"total_pct_x100": [500], "iowait_pct_x100": [0]},
+            "collectors": collectors,
         });
         let body = gzip(batch.to_string().as_bytes());
         let sig = key.sign(&SignedRequest {
@@ -457,7 +519,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_is_queued_once_and_its_replay_is_refused() {
         let mem = Memory::default();
-        let ingest = Ingest::new(&mem, &mem, &mem, ManualClock::at(NOW));
+        let ingest = Ingest::new(&mem, &mem, &mem, &mem, ManualClock::at(NOW));
         let (device, key) = enrolled(&mem, &ingest).await;
         let r = ingest.handle(&batch_request(&device, &key, 1)).await;
         assert_eq!(r.status, 202);
@@ -472,9 +534,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn losing_the_sequence_race_answers_replayed_not_accepted() {
+    async fn collector_statuses_are_kept_on_the_device_and_merged() {
         let mem = Memory::default();
         let ingest = Ingest::new(&mem, &mem, &mem, ManualClock::at(NOW));
+        let (device, key) = enrolled(&mem, &ingest).await;
+        let first = serde_json::json!([
+            {"collector": "smart", "state": "missing_tool", "detail": "smartctl is not installed", "at_ms": NOW - 2000},
+            {"collector": "backups", "state": "ok", "at_ms": NOW - 2000},
+        ]);
+        let r = ingest
+            .handle(&observed_batch_request(&device, &key, 1, first))
+            .await;
+        assert_eq!(r.status, 202);
+        // Only what changed comes next: the others stay.
+        let second = serde_json::json!([
+            {"collector": "backups", "state": "error", "detail": "nightly: unreadable", "at_ms": NOW - 1000},
+        ]);
+        let r = ingest
+            .handle(&observed_batch_request(&device, &key, 2, second))
+            .await;
+        assert_eq!(r.status, 202);
+        let stored = mem.devices.lock().expect("lock")[&device]
+            .collectors
+            .clone();
+        let view: Vec<_> = stored
+            .iter()
+            .map(|c| (c.collector.as_str(), c.state.as_str(), c.at_ms))
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("backups", "error", NOW - 1000),
+                ("smart", "missing_tool", NOW - 2000)
+            ]
+        );
+        // A replayed batch changes nothing.
+        let replay = serde_json::json!([{"collector": "smart", "state": "ok", "at_ms": NOW}]);
+        let r = ingest
+            .handle(&observed_batch_request(&device, &key, 2, replay))
+            .await;
+        assert_eq!(r.status, 409);
+        assert_eq!(
+            mem.devices.lock().expect("lock")[&device].collectors,
+            stored
+        );
+    }
+
+    #[tokio::test]
+    async fn losing_the_sequence_race_answers_replayed_not_accepted() {
+        let mem = Memory::default();
+        let ingest = Ingest::new(&mem, &mem, &mem, &mem, ManualClock::at(NOW));
         let (device, key) = enrolled(&mem, &ingest).await;
         *mem.lose_next_race.lock().expect("lock") = true;
         let r = ingest.handle(&batch_request(&device, &key, 1)).await;
@@ -486,7 +595,7 @@ mod tests {
     #[tokio::test]
     async fn a_queue_outage_is_a_retryable_503_and_records_nothing() {
         let mem = Memory::default();
-        let ingest = Ingest::new(&mem, &mem, &mem, ManualClock::at(NOW));
+        let ingest = Ingest::new(&mem, &mem, &mem, &mem, ManualClock::at(NOW));
         let (device, key) = enrolled(&mem, &ingest).await;
         *mem.queue_down.lock().expect("lock") = true;
         let r = ingest.handle(&batch_request(&device, &key, 1)).await;
@@ -507,7 +616,7 @@ mod tests {
     #[tokio::test]
     async fn a_used_token_cannot_enrol_twice_and_wrong_methods_are_405() {
         let mem = Memory::default();
-        let ingest = Ingest::new(&mem, &mem, &mem, ManualClock::at(NOW));
+        let ingest = Ingest::new(&mem, &mem, &mem, &mem, ManualClock::at(NOW));
         let _ = enrolled(&mem, &ingest).await;
         let token = mem
             .tokens
@@ -524,6 +633,76 @@ mod tests {
         assert_eq!(
             (r.status, body_json(&r)["error"]["code"].as_str()),
             (405, Some("method_not_allowed"))
+        );
+    }
+
+    fn config_request(device: &DeviceId, key: &DeviceSigningKey) -> HttpRequest {
+        let sig = key.sign(&SignedRequest {
+            method: "GET",
+            path: routes::CONFIG,
+            device,
+            timestamp_ms: NOW,
+            seq: 0,
+            body: b"",
+        });
+        event(
+            "GET",
+            routes::CONFIG,
+            vec![
+                (headers::DEVICE, device.to_string()),
+                (headers::TIMESTAMP, NOW.to_string()),
+                (headers::SEQUENCE, "0".into()),
+                (headers::SIGNATURE, sig),
+            ],
+            b"",
+        )
+    }
+
+    #[tokio::test]
+    async fn the_config_carries_what_the_device_policy_asks_collectors_to_watch() {
+        let mem = Memory::default();
+        let ingest = Ingest::new(&mem, &mem, &mem, &mem, ManualClock::at(NOW));
+        let (device, key) = enrolled(&mem, &ingest).await;
+        let r = ingest.handle(&config_request(&device, &key)).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert!(
+            body_json(&r).get("collect").is_none(),
+            "no policy: nothing to collect"
+        );
+
+        let services: Policy = serde_json::from_value(serde_json::json!({
+            "scope": {"level": "site", "client": "acme", "site": "hq"},
+            "rules": [{"id": "svc", "family": "device_down", "kind": "state",
+                       "finding": "service", "states": {"failed": "critical"},
+                       "subjects": ["nginx", "postgresql"]},
+                      {"id": "tls", "family": "certificate_expiry", "kind": "expiry",
+                       "reminders": [{"days": 14, "severity": "warning"}],
+                       "targets": [{"source": "endpoint", "host": "portal.example", "port": 443}]}]
+        }))
+        .expect("policy");
+        services.validate().expect("valid");
+        let elsewhere = Policy {
+            scope: Scope::Site {
+                client: ClientId::parse("acme").expect("id"),
+                site: SiteId::parse("branch").expect("id"),
+            },
+            rules: serde_json::from_value(serde_json::json!([{"id": "svc2",
+                "family": "device_down", "kind": "state", "finding": "service",
+                "states": {"failed": "critical"}, "subjects": ["exim"]}]))
+            .expect("rules"),
+        };
+        *mem.policies.lock().expect("lock") = vec![services, elsewhere];
+        let r = ingest.handle(&config_request(&device, &key)).await;
+        assert_eq!(r.status, 200);
+        let config: AgentConfig = serde_json::from_slice(&r.body).expect("config");
+        assert_eq!(config.collect.services, ["nginx", "postgresql"]);
+        assert_eq!(
+            config.collect.certificates[0].target(),
+            "portal.example:443"
+        );
+        assert_eq!(
+            config.sample_interval_s,
+            AgentConfig::default().sample_interval_s
         );
     }
 }

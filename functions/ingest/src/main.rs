@@ -18,6 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ports.devices(),
         ports.enrollment(),
         ports.telemetry_queue(),
+        ports.policies(),
         SystemClock,
     );
     let ingest = &ingest;

@@ -45,6 +45,7 @@
 pub use vigie_domain::notification as channel;
 pub mod deliver;
 pub mod grouping;
+pub mod maintenance;
 pub mod render;
 pub mod service;
 pub mod sign;

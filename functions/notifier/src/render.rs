@@ -193,15 +193,60 @@ impl Parts {
             AlertEventKind::Resolved => "[RESOLVED]".to_owned(),
             _ => format!("[Sev {} · {}]", e.severity.sev_level(), sev.to_uppercase()),
         };
-        let (summary, tail, sentence) = match e.kind {
-            AlertEventKind::Opened => (
+        let detail = e.detail.as_deref().map(|d| clean(d, 200));
+        let (summary, tail, sentence) = match (e.kind, &detail) {
+            // Rules that know more than a number say it in their own words.
+            (AlertEventKind::Resolved, Some(d)) => {
+                let lasted = duration(e.at_ms - e.opened_ms);
+                (
+                    format!("{d} on {host}"),
+                    format!(
+                        "was {sev}, open from {} to {} UTC ({lasted})",
+                        clock(e.opened_ms, e.at_ms),
+                        clock(e.at_ms, e.at_ms)
+                    ),
+                    format!("On {host}: {d}. The {sev} alert lasted {lasted}."),
+                )
+            }
+            (kind, Some(d)) => {
+                let tail = match kind {
+                    AlertEventKind::SeverityRaised => {
+                        format!("raised from {was}; open since {since}")
+                    }
+                    AlertEventKind::SeverityLowered => {
+                        format!("lowered from {was} to {sev}; open since {since}")
+                    }
+                    AlertEventKind::Reminder => format!("reminder; open since {since}"),
+                    AlertEventKind::Flapping => {
+                        format!("flapping since {since}; quiet until it settles")
+                    }
+                    AlertEventKind::Settled => format!("stable again; open since {since}"),
+                    _ => format!("since {since}"),
+                };
+                let change = match kind {
+                    AlertEventKind::SeverityRaised => format!(" (raised from {was})"),
+                    AlertEventKind::SeverityLowered => format!(" (lowered from {was})"),
+                    AlertEventKind::Reminder => " (reminder)".to_owned(),
+                    AlertEventKind::Flapping => {
+                        " (flapping: changes are not announced until it settles)".to_owned()
+                    }
+                    AlertEventKind::Settled => " (stable again after flapping)".to_owned(),
+                    _ => String::new(),
+                };
+                (
+                    format!("{d} on {host}"),
+                    tail,
+                    format!("On {host}: {d}. The alert is {sev}{change}."),
+                )
+            }
+            (AlertEventKind::Opened, None) => (
                 format!("{what} at {value} on {host}"),
                 format!("{dir} {threshold} since {since}"),
                 format!(
                     "{what} on {host} is at {value}, {dir} the {sev} threshold of {threshold}."
                 ),
             ),
-            AlertEventKind::SeverityRaised => (
+            (AlertEventKind::SeverityRaised | AlertEventKind::Reminder, None) => (
                 format!("{what} at {value} on {host}"),
                 format!("{dir} {threshold}, raised from {was}; open since {since}"),
                 format!(
@@ -209,7 +254,7 @@ impl Parts {
                      (was {was})."
                 ),
             ),
-            AlertEventKind::SeverityLowered => (
+            (AlertEventKind::SeverityLowered, None) => (
                 format!("{what} at {value} on {host}"),
                 format!("lowered from {was} to {sev}; open since {since}"),
                 format!(
@@ -217,7 +262,7 @@ impl Parts {
                      (threshold {threshold})."
                 ),
             ),
-            AlertEventKind::Flapping => (
+            (AlertEventKind::Flapping, None) => (
                 format!("{what} flapping on {host}"),
                 format!("changing state repeatedly since {since}; quiet until it settles"),
                 format!(
@@ -225,7 +270,7 @@ impl Parts {
                      {threshold}). Further changes are not announced until it is stable."
                 ),
             ),
-            AlertEventKind::Settled => (
+            (AlertEventKind::Settled, None) => (
                 format!("{what} settled at {value} on {host}"),
                 format!("stable again, still {sev}; open since {since}"),
                 format!(
@@ -233,7 +278,7 @@ impl Parts {
                      (threshold {threshold})."
                 ),
             ),
-            AlertEventKind::Resolved => {
+            (AlertEventKind::Resolved, None) => {
                 let lasted = duration(e.at_ms - e.opened_ms);
                 (
                     format!("{what} back to {value} on {host}"),
@@ -252,9 +297,17 @@ impl Parts {
             ("Client", e.client_id.to_string()),
             ("Site", e.site_id.to_string()),
             ("Device", host),
-            ("Value", value),
-            ("Threshold", format!("{threshold} ({sev})")),
         ];
+        match detail {
+            Some(d) => {
+                fields.push(("What", d));
+                fields.push(("Severity", sev.to_owned()));
+            }
+            None => {
+                fields.push(("Value", value));
+                fields.push(("Threshold", format!("{threshold} ({sev})")));
+            }
+        }
         fields.push(match e.kind {
             AlertEventKind::Resolved => (
                 "Open",
@@ -590,6 +643,50 @@ mod tests {
         assert_snapshot!(seen.join("\n"));
         e.threshold = f64::NAN;
         assert!(line(&e).contains("above n/a since"), "{}", line(&e));
+    }
+
+    #[test]
+    fn rules_with_words_say_them() {
+        let mut e = event(Opened);
+        e.rule_id = "tpl-device-down-service".into();
+        e.family = vigie_domain::alert::AlertFamily::DeviceDown;
+        e.subject = "nginx".into();
+        e.metric = "finding:service".into();
+        e.severity = Severity::Critical;
+        (e.value, e.threshold) = (1.0, 1.0);
+        e.detail = Some("nginx is failed (systemd: dead)".into());
+        let mut lines = vec![line(&e)];
+        let mut resolved = e.clone();
+        resolved.kind = Resolved;
+        resolved.at_ms = e.at_ms + 720_000;
+        resolved.detail = Some("nginx is active (systemd: running)".into());
+        lines.push(line(&resolved));
+        let mut reminder = e.clone();
+        reminder.kind = AlertEventKind::Reminder;
+        reminder.metric = "finding:certificate".into();
+        reminder.severity = Severity::Warning;
+        reminder.previous_severity = Some(Severity::Warning);
+        reminder.detail =
+            Some("certificate of portal.example:443 expires in 13 days (2026-12-04)".into());
+        lines.push(line(&reminder));
+        let mut brute = e.clone();
+        brute.detail = Some("12 failed logins from 203.0.113.9 within 5 min\r\nBcc: x".into());
+        lines.push(line(&brute));
+        assert_snapshot!(lines.join("\n"));
+        let m = email(&e, CONSOLE);
+        assert!(
+            m.subject
+                .contains("nginx is failed (systemd: dead) on srv-files-01"),
+            "{}",
+            m.subject
+        );
+        assert!(m.text.contains("What:"), "{}", m.text);
+        assert!(!m.text.contains("Threshold:"), "{}", m.text);
+        let s = slack(&e, CONSOLE);
+        assert_eq!(
+            s["blocks"][1]["text"]["text"],
+            "On srv-files-01: nginx is failed (systemd: dead). The alert is critical."
+        );
     }
 
     #[test]

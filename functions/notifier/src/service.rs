@@ -72,6 +72,8 @@ pub struct EventOutcome {
     pub delivered: Vec<String>,
     pub retrying: Vec<String>,
     pub failed: Vec<String>,
+    /// Channels not sent to because of a maintenance window.
+    pub suppressed: Vec<String>,
 }
 
 /// The notifier over its ports; `G` keeps alert groups (see [`crate::grouping`]), none by
@@ -281,7 +283,10 @@ where
                     continue;
                 }
                 Claim::Claimed { attempt } => {
-                    let mut record = self.attempt(channel, event, now / 1000).await;
+                    let mut record = match crate::maintenance::suppressed(event) {
+                        Some(record) => record,
+                        None => self.attempt(channel, event, now / 1000).await,
+                    };
                     if last && record.status == "retrying" {
                         record.status = "exhausted";
                         record.detail = format!(
@@ -315,6 +320,9 @@ where
                         .await?;
                     match record.status {
                         "delivered" => outcome.delivered.push(id),
+                        vigie_domain::maintenance::SUPPRESSED_MAINTENANCE => {
+                            outcome.suppressed.push(id)
+                        }
                         "failed" => outcome.failed.push(id),
                         // Still reported for retry, so SQS moves the message to the DLQ.
                         _ => outcome.retrying.push(id),

@@ -152,6 +152,14 @@ impl AwsPorts {
         }
     }
 
+    /// Maintenance windows (the API's writes and reads).
+    pub fn windows(&self) -> crate::windows::DynamoWindows {
+        crate::windows::DynamoWindows {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
     pub fn evaluation(&self) -> DynamoEvaluation {
         DynamoEvaluation {
             client: self.clients.dynamodb.clone(),

@@ -8,6 +8,7 @@ use vigie_domain::keys::{TenantKeys, device_identity, heartbeat_entry};
 use vigie_domain::ports::{DeviceRegistry, SequenceOutcome, StoreError};
 use vigie_domain::protocol::AgentConfig;
 use vigie_domain::signing::DevicePublicKey;
+use vigie_domain::telemetry::{CollectorState, CollectorStatus};
 use vigie_domain::usage::{BatchUsage, Day, DeviceUsage, plan_batch};
 
 use crate::item::{Item, ItemBuilder, ItemExt, Range, applied, key_of, query_all, unavailable};
@@ -17,6 +18,59 @@ use crate::item::{Item, ItemBuilder, ItemExt, Range, applied, key_of, query_all,
 pub struct DynamoDevices {
     pub(crate) client: aws_sdk_dynamodb::Client,
     pub(crate) table: String,
+}
+
+/// Collector statuses as one map attribute, keyed by collector:
+/// `{smart: {state: "missing_tool", detail: "…", at_ms: 1790000000000}}`.
+fn collectors_value(statuses: &[CollectorStatus]) -> AttributeValue {
+    AttributeValue::M(
+        statuses
+            .iter()
+            .map(|c| {
+                let mut m = ItemBuilder::default()
+                    .s("state", c.state.as_str())
+                    .n("at_ms", c.at_ms);
+                if let Some(d) = &c.detail {
+                    m = m.s("detail", d);
+                }
+                (c.collector.clone(), AttributeValue::M(m.build()))
+            })
+            .collect(),
+    )
+}
+
+fn collectors_from_item(item: &Item) -> Result<Vec<CollectorStatus>, StoreError> {
+    let Some(value) = item.get("collectors") else {
+        return Ok(Vec::new());
+    };
+    let AttributeValue::M(map) = value else {
+        return Err(StoreError::Corrupt(
+            "attribute collectors: not a map".into(),
+        ));
+    };
+    let mut statuses = map
+        .iter()
+        .map(|(name, v)| {
+            let AttributeValue::M(m) = v else {
+                return Err(StoreError::Corrupt(format!(
+                    "attribute collectors.{name}: not a map"
+                )));
+            };
+            Ok(CollectorStatus {
+                collector: name.clone(),
+                state: m.parsed("state", |s| {
+                    serde_json::from_value::<CollectorState>(serde_json::Value::String(s.into()))
+                })?,
+                detail: m
+                    .contains_key("detail")
+                    .then(|| m.string("detail").map(str::to_owned))
+                    .transpose()?,
+                at_ms: m.number("at_ms")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    statuses.sort_by(|a, b| a.collector.cmp(&b.collector));
+    Ok(statuses)
 }
 
 pub(crate) fn device_item(d: &Device) -> Item {
@@ -44,14 +98,37 @@ pub(crate) fn device_item(d: &Device) -> Item {
         .n("rate_count", d.rate_count)
         .string_map("tags", &d.tags)
         .n("heartbeat_slot_ms", d.heartbeat_slot_ms);
-    match d.usage.day {
+    let mut item = match d.usage.day {
         Some(day) => builder
             .s("usage_day", day.to_string())
             .n("usage_batches", d.usage.batches)
             .n("usage_bytes", d.usage.bytes)
             .build(),
         None => builder.build(),
+    };
+    if !d.collectors.is_empty() {
+        item.insert("collectors".into(), collectors_value(&d.collectors));
     }
+    if let Some(plan) = plan_value(&d.config.collect) {
+        item.insert("collect_plan".into(), plan);
+    }
+    item
+}
+
+/// The device's own collection plan (services, backup jobs, certificates it must watch) as
+/// a JSON document attribute; `None` when empty.
+fn plan_value(plan: &vigie_domain::protocol::CollectPlan) -> Option<AttributeValue> {
+    if plan.is_empty() {
+        return None;
+    }
+    serde_json::to_string(plan).ok().map(AttributeValue::S)
+}
+
+fn plan_from_item(item: &Item) -> Result<vigie_domain::protocol::CollectPlan, StoreError> {
+    if !item.contains_key("collect_plan") {
+        return Ok(Default::default());
+    }
+    item.parsed("collect_plan", |s| serde_json::from_str(s))
 }
 
 pub(crate) fn device_from_item(item: &Item) -> Result<Device, StoreError> {
@@ -75,7 +152,7 @@ pub(crate) fn device_from_item(item: &Item) -> Result<Device, StoreError> {
             sample_interval_s: item.number("sample_interval_s")?,
             send_interval_s: item.number("send_interval_s")?,
             heartbeat_s: item.number("heartbeat_s")?,
-            ..AgentConfig::default()
+            collect: plan_from_item(item)?,
         },
         rate_window_ms: item.number_or("rate_window_ms", 0)?,
         rate_count: item.number_or("rate_count", 0)?,
@@ -89,6 +166,7 @@ pub(crate) fn device_from_item(item: &Item) -> Result<Device, StoreError> {
             batches: item.number_or("usage_batches", 0)?,
             bytes: item.number_or("usage_bytes", 0)?,
         },
+        collectors: collectors_from_item(item)?,
     })
 }
 
@@ -122,20 +200,32 @@ impl DynamoDevices {
             .collect()
     }
 
-    /// Sets the configuration a device of `tenant` gets (intervals, heartbeat). A device of
-    /// another tenant is reported as not found.
+    /// Sets the configuration a device of `tenant` gets (intervals, heartbeat, its own
+    /// collection plan). A device of another tenant is reported as not found.
     pub async fn set_config(
         &self,
         tenant: &TenantId,
         id: &DeviceId,
         config: &vigie_domain::protocol::AgentConfig,
     ) -> Result<bool, StoreError> {
-        let result = self
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_of(&device_identity(id))))
-            .update_expression("SET sample_interval_s = :a, send_interval_s = :b, heartbeat_s = :c")
+            .set_key(Some(key_of(&device_identity(id))));
+        update = match plan_value(&config.collect) {
+            Some(plan) => update
+                .update_expression(
+                    "SET sample_interval_s = :a, send_interval_s = :b, heartbeat_s = :c, \
+                     collect_plan = :plan",
+                )
+                .expression_attribute_values(":plan", plan),
+            None => update.update_expression(
+                "SET sample_interval_s = :a, send_interval_s = :b, heartbeat_s = :c \
+                 REMOVE collect_plan",
+            ),
+        };
+        let result = update
             .condition_expression("attribute_exists(pk) AND tenant_id = :tenant")
             .expression_attribute_values(
                 ":a",
@@ -288,9 +378,24 @@ impl DeviceRegistry for DynamoDevices {
         wire_bytes: u64,
         now_ms: i64,
     ) -> Result<SequenceOutcome, StoreError> {
+        self.record_batch_observed(device, seq, wire_bytes, now_ms, &[])
+            .await
+    }
+
+    async fn record_batch_observed(
+        &self,
+        device: &Device,
+        seq: u64,
+        wire_bytes: u64,
+        now_ms: i64,
+        collectors: &[CollectorStatus],
+    ) -> Result<SequenceOutcome, StoreError> {
         let mut current = std::borrow::Cow::Borrowed(device);
         for _ in 0..ATTEMPTS {
-            if self.try_record(&current, seq, wire_bytes, now_ms).await? {
+            if self
+                .try_record(&current, seq, wire_bytes, now_ms, collectors)
+                .await?
+            {
                 return Ok(SequenceOutcome::Recorded);
             }
             match self.read(&device.id).await? {
@@ -323,12 +428,15 @@ impl DynamoDevices {
     /// The usual batch is one conditional `UpdateItem`. The first batch of a device's day, and a
     /// batch whose heartbeat due time moves to another slot, is one `TransactWriteItems`: the
     /// same update plus the usage hand-over / open-day entry and the heartbeat entry moves.
+    /// Collector statuses the batch carries are merged over the record as read and set in
+    /// the same update (its condition on `last_seq` keeps a stale merge from landing).
     async fn try_record(
         &self,
         device: &Device,
         seq: u64,
         wire_bytes: u64,
         now_ms: i64,
+        collectors: &[CollectorStatus],
     ) -> Result<bool, StoreError> {
         let window = now_ms - now_ms.rem_euclid(60_000);
         let count = if window == device.rate_window_ms {
@@ -354,6 +462,13 @@ impl DynamoDevices {
             "SET last_seq = :seq, last_seen_ms = :now, rate_window_ms = :window, \
              rate_count = :count, heartbeat_slot_ms = :slot",
         );
+        if !collectors.is_empty() {
+            set.push_str(", collectors = :collectors");
+            values.push((
+                ":collectors",
+                collectors_value(&device.merged_collectors(collectors)),
+            ));
+        }
         let mut condition = String::from("#status = :active AND last_seq < :seq");
         let mut others: Vec<TransactWriteItem> = Vec::new();
         match plan_batch(&device.usage, now_ms) {

@@ -7,10 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use vigie_domain::alert::{AlertEvent, AlertEventKind};
 use vigie_domain::ids::{ClientId, DeviceId, TenantId};
 use vigie_domain::keys::TenantKeys;
+use vigie_domain::maintenance::MaintenanceEffect;
 use vigie_domain::policy::RuleId;
 use vigie_domain::ports::{
     CommitOutcome, DeviceEvaluationState, EvaluationStore, PendingEvent, StateChange, StoreError,
@@ -107,6 +108,9 @@ impl DynamoEvaluation {
 fn alert_record(e: &AlertEvent) -> serde_json::Value {
     let status = if e.kind == AlertEventKind::Resolved {
         "resolved"
+    } else if e.maintenance_effect() == Some(MaintenanceEffect::Hidden) {
+        // Known to Vigie, held back by a maintenance window: not an open alert.
+        "suppressed"
     } else {
         "open"
     };
@@ -130,6 +134,7 @@ fn alert_record(e: &AlertEvent) -> serde_json::Value {
         "updated_ms": e.at_ms,
         "resolved_ms": (e.kind == AlertEventKind::Resolved).then_some(e.at_ms),
         "last_event_id": e.event_id,
+        "maintenance": e.maintenance,
     })
 }
 
@@ -167,6 +172,11 @@ impl EvaluationStore for DynamoEvaluation {
                                 version: item.number("version")?,
                             },
                         );
+                    }
+                    "held" => {
+                        let event: AlertEvent =
+                            serde_json::from_str(item.string("event")?).map_err(corrupt)?;
+                        out.held.insert(event.alert_id.clone(), event);
                     }
                     "outbox" => out.outbox.push(PendingEvent {
                         event: serde_json::from_str(item.string("event")?).map_err(corrupt)?,
@@ -218,10 +228,16 @@ impl EvaluationStore for DynamoEvaluation {
                 .filter(|e| e.rule_id == rule.as_str() && &e.subject == subject)
                 .collect();
             let mut opened: BTreeMap<&ClientId, u64> = BTreeMap::new();
-            for e in mine.iter().filter(|e| e.kind == AlertEventKind::Opened) {
+            for e in mine.iter().filter(|e| {
+                e.kind == AlertEventKind::Opened
+                    && e.maintenance_effect() != Some(MaintenanceEffect::Hidden)
+            }) {
                 *opened.entry(&e.client_id).or_default() += 1;
             }
-            for e in &mine {
+            for e in mine
+                .iter()
+                .filter(|e| e.maintenance_effect().is_none_or(|m| m.published()))
+            {
                 let item = ItemBuilder::keyed(&keys.outbox_event(device, &e.event_id))
                     .s("kind", "outbox")
                     .s("event", serde_json::to_string(e).map_err(corrupt)?)
@@ -229,10 +245,48 @@ impl EvaluationStore for DynamoEvaluation {
                     .build();
                 group.push(put(item, None, &self.table)?);
             }
-            // One write per alert: its latest record.
+            // One write per alert: its latest record; and its maintenance hold, if the events
+            // change it (see `DeviceEvaluationState::held`).
             let mut latest: BTreeMap<&str, &AlertEvent> = BTreeMap::new();
+            let mut holds: BTreeMap<&str, Option<&AlertEvent>> = BTreeMap::new();
             for e in mine {
                 latest.insert(&e.alert_id, e);
+                match e.maintenance_effect() {
+                    Some(MaintenanceEffect::Hidden | MaintenanceEffect::Unannounced)
+                        if e.kind != AlertEventKind::Resolved =>
+                    {
+                        holds.insert(&e.alert_id, Some(e));
+                    }
+                    Some(
+                        MaintenanceEffect::Hidden
+                        | MaintenanceEffect::Unannounced
+                        | MaintenanceEffect::RaisedAfterWindow,
+                    ) => {
+                        holds.insert(&e.alert_id, None);
+                    }
+                    _ => {}
+                }
+            }
+            for (alert_id, hold) in holds {
+                let key = keys.held_alert(device, alert_id);
+                group.push(match hold {
+                    Some(e) => {
+                        let item = ItemBuilder::keyed(&key)
+                            .s("kind", "held")
+                            .s("event", serde_json::to_string(e).map_err(corrupt)?)
+                            .build();
+                        put(item, None, &self.table)?
+                    }
+                    None => TransactWriteItem::builder()
+                        .delete(
+                            Delete::builder()
+                                .table_name(&self.table)
+                                .set_key(Some(key_of(&key)))
+                                .build()
+                                .map_err(unavailable)?,
+                        )
+                        .build(),
+                });
             }
             for e in latest.values() {
                 let record = alert_record(e).to_string();

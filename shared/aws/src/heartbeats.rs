@@ -38,6 +38,16 @@ impl HeartbeatIndex for DynamoHeartbeats {
         delete_key(&self.client, &self.table, &key).await
     }
 
+    async fn schedule(&self, entry: &HeartbeatEntry) -> Result<(), StoreError> {
+        let key = heartbeat_entry(entry.slot_ms, &entry.tenant, &entry.device);
+        let item = ItemBuilder::keyed(&key)
+            .s("kind", "heartbeat")
+            .s("tenant_id", entry.tenant.as_str())
+            .s("device_id", entry.device.as_str())
+            .build();
+        crate::item::put_item(&self.client, &self.table, item).await
+    }
+
     async fn cursor(&self) -> Result<i64, StoreError> {
         let out = self
             .client

@@ -23,6 +23,7 @@ pub mod resources;
 pub mod telemetry_queue;
 pub mod usage;
 pub mod users;
+pub mod windows;
 
 pub use aws_sdk_dynamodb;
 pub use aws_sdk_s3;

@@ -1,4 +1,6 @@
-//! Rule evaluation throughput: a device with 20 rules, fed 60-sample batches.
+//! Rule evaluation throughput: a device with 20 rules, fed 60-sample batches; and a device
+//! with every built-in template applied, fed a 60-sample batch that also holds findings and
+//! events (what a server sends when all collectors run).
 //! Run: `cargo bench -p vigie-domain --bench rules`. Throughput is in samples per second.
 
 use std::collections::BTreeMap;
@@ -6,13 +8,17 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vigie_domain::alert::AlertFamily;
+use vigie_domain::checks::States;
 use vigie_domain::ids::{ClientId, DeviceId, SiteId};
 use vigie_domain::policy::{EffectivePolicy, Metric, Policy, Rule, RuleId, Scope};
-use vigie_domain::rules::{Direction, Level, RuleState, Threshold};
+use vigie_domain::rules::{Direction, Level, Threshold};
 use vigie_domain::telemetry::{
-    AgentInfo, CpuSample, FilesystemSample, LoadAverage, MemorySample, NetworkSample, Sample,
-    SpoolReport, TelemetryBatch, TemperatureSample,
+    AccountFinding, AgentInfo, AntivirusFinding, BackupFinding, BackupStatus, CertificateFinding,
+    CpuSample, EventCount, EventKind, FilesystemSample, Finding, LoadAverage, MemorySample,
+    NetworkSample, Sample, ServiceFinding, SmartFinding, SpoolReport, TelemetryBatch,
+    TemperatureSample, UpdatesFinding,
 };
+use vigie_domain::templates::{Overrides, builtin};
 
 const NOW: i64 = 1_790_000_000_000;
 
@@ -69,12 +75,12 @@ fn sample(i: i64) -> Sample {
 }
 
 fn rule(n: usize, metric: Metric, warn: f64, crit: f64) -> Rule {
-    Rule {
-        id: RuleId::parse(&format!("rule-{n}")).expect("id"),
-        family: AlertFamily::Resources,
+    Rule::threshold(
+        RuleId::parse(&format!("rule-{n}")).expect("id"),
+        AlertFamily::Resources,
         metric,
-        subject: None,
-        threshold: Threshold {
+        None,
+        Threshold {
             direction: Direction::Above,
             warning: Some(Level {
                 threshold: warn,
@@ -87,8 +93,7 @@ fn rule(n: usize, metric: Metric, warn: f64, crit: f64) -> Rule {
             hysteresis: 2.0,
             max_gap_s: 600,
         },
-        enabled: true,
-    }
+    )
 }
 
 fn bench(c: &mut Criterion) {
@@ -134,7 +139,7 @@ fn bench(c: &mut Criterion) {
         &SiteId::parse("s").expect("id"),
         &BTreeMap::new(),
     );
-    let probe = eff.evaluate(&batch, |_, _| RuleState::default());
+    let probe = eff.evaluate(&batch, &States::new());
     eprintln!(
         "20 rules, 60 samples: {} (rule, item) series checks per batch",
         probe.checks
@@ -143,8 +148,176 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("rules");
     group.throughput(Throughput::Elements(batch.len() as u64));
     group.bench_function("evaluate 60-sample batch, 20 rules", |b| {
-        b.iter(|| eff.evaluate(black_box(&batch), |_, _| RuleState::default()))
+        b.iter(|| eff.evaluate(black_box(&batch), &States::new()))
     });
+    group.finish();
+    templates(c, &batch);
+}
+
+/// Findings and events of a busy server: 6 services, 2 backup jobs, 3 certificates, the
+/// antivirus, updates, 12 accounts, 2 disks; failed logins from 20 sources, a new admin, a
+/// new neighbour.
+fn findings_and_events(batch: &TelemetryBatch) -> TelemetryBatch {
+    let mut b = batch.clone();
+    let at = NOW - 60_000;
+    for (i, name) in ["nginx", "postgresql", "sshd", "cron", "redis", "exim"]
+        .iter()
+        .enumerate()
+    {
+        b.findings.push(Finding::Service(ServiceFinding {
+            observed_ms: at,
+            name: (*name).into(),
+            state: if i == 5 { "failed" } else { "active" }.into(),
+            sub_state: Some("running".into()),
+            via: "systemd".into(),
+        }));
+    }
+    for job in ["nas-nightly", "offsite"] {
+        b.findings.push(Finding::Backup(BackupFinding {
+            observed_ms: at,
+            job: job.into(),
+            source: "restic".into(),
+            status: BackupStatus::Success,
+            last_run_ms: Some(at - 3_600_000),
+            last_success_ms: Some(at - 3_600_000),
+            message: None,
+        }));
+    }
+    for (i, target) in [
+        "portal.example:443",
+        "mail.example:993",
+        "/etc/ssl/site.pem",
+    ]
+    .iter()
+    .enumerate()
+    {
+        b.findings.push(Finding::Certificate(CertificateFinding {
+            observed_ms: at,
+            target: (*target).into(),
+            source: "endpoint".into(),
+            state: "valid".into(),
+            not_after_ms: Some(at + (10 + 30 * i as i64) * 86_400_000),
+            subject: None,
+            issuer: None,
+            error: None,
+        }));
+    }
+    b.findings.push(Finding::Antivirus(AntivirusFinding {
+        observed_ms: at,
+        product: "clamav".into(),
+        state: "clean".into(),
+        threats: vec![],
+        signatures_ms: Some(at - 86_400_000),
+        last_scan_ms: Some(at - 3_600_000),
+    }));
+    b.findings.push(Finding::Updates(UpdatesFinding {
+        observed_ms: at,
+        manager: "apt".into(),
+        pending: 12,
+        security: 3,
+        manual: 1,
+        security_since_ms: Some(at - 9 * 86_400_000),
+        reboot_required: true,
+        sample: vec!["openssl".into()],
+    }));
+    for i in 0..12 {
+        b.findings.push(Finding::Account(AccountFinding {
+            observed_ms: at,
+            user: format!("user{i}"),
+            uid: 1000 + i,
+            admin: i < 2,
+            state: "active".into(),
+            password_changed_ms: Some(at - 40 * 86_400_000),
+        }));
+    }
+    for disk in ["sda", "sdb"] {
+        b.findings.push(Finding::Smart(SmartFinding {
+            observed_ms: at,
+            disk: disk.into(),
+            state: "passed".into(),
+            model: None,
+            reallocated_sectors: Some(0),
+            pending_sectors: Some(0),
+            temperature_celsius: Some(35),
+        }));
+    }
+    for i in 0..20 {
+        b.events.push(EventCount {
+            kind: EventKind::AuthFailure,
+            subject: "root".into(),
+            source: format!("203.0.113.{i}"),
+            count: 1 + i % 12,
+            first_ms: at - 50_000,
+            last_ms: at - 1_000,
+        });
+    }
+    for (kind, subject, source) in [
+        (EventKind::AdminAdded, "mallory", ""),
+        (EventKind::NeighbourNew, "aa:bb:cc:dd:ee:ff", "192.168.1.77"),
+        (EventKind::LoginNewSource, "alice", "198.51.100.4"),
+    ] {
+        b.events.push(EventCount {
+            kind,
+            subject: subject.into(),
+            source: source.into(),
+            count: 1,
+            first_ms: at - 10_000,
+            last_ms: at - 10_000,
+        });
+    }
+    b
+}
+
+fn templates(c: &mut Criterion, metrics: &TelemetryBatch) {
+    let batch = findings_and_events(metrics);
+    let overrides: Overrides = serde_json::from_value(serde_json::json!({
+        "service": {"subjects": ["nginx", "postgresql", "sshd", "cron", "redis", "exim"]}
+    }))
+    .expect("overrides");
+    let mut rules = Vec::new();
+    for t in builtin() {
+        let o = if t.id == "device-down" {
+            overrides.clone()
+        } else {
+            Overrides::new()
+        };
+        rules = t.apply(&rules, &o).expect("template applies");
+    }
+    let n_rules = rules.len();
+    let policy = Policy {
+        scope: Scope::Tenant,
+        rules,
+    };
+    policy.validate().expect("valid");
+    let eff = EffectivePolicy::for_device(
+        [policy].iter(),
+        &DeviceId::parse("dev-bench").expect("id"),
+        &ClientId::parse("c").expect("id"),
+        &SiteId::parse("s").expect("id"),
+        &BTreeMap::new(),
+    );
+    let first = eff.evaluate(&batch, &States::new());
+    // Steady state: the states the first batch left, as the evaluator would have stored them.
+    let stored: States = first.changed.clone();
+    eprintln!(
+        "all templates ({n_rules} rules), 60 samples + {} findings + {} events: {} checks, \
+         {} transitions and {} state writes on a fresh device",
+        batch.findings.len(),
+        batch.events.len(),
+        first.checks,
+        first.transitions.len(),
+        first.changed.len()
+    );
+    let mut group = c.benchmark_group("rules");
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    group.bench_function(
+        "all templates, fresh device, batch with findings and events",
+        |b| b.iter(|| eff.evaluate(black_box(&batch), &States::new())),
+    );
+    group.bench_function(
+        "all templates, stored states, batch with findings and events",
+        |b| b.iter(|| eff.evaluate(black_box(&batch), &stored)),
+    );
     group.finish();
 }
 

@@ -117,6 +117,8 @@ pub enum AlertEventKind {
     /// A flapping alert has been stable for the settle period and is still open at its
     /// severity (a settled alert that ended is told as `resolved`).
     Settled,
+    /// A further reminder at unchanged severity (an expiry rule's next reminder level).
+    Reminder,
 }
 
 impl AlertEventKind {
@@ -128,6 +130,7 @@ impl AlertEventKind {
             Self::Resolved => "resolved",
             Self::Flapping => "flapping",
             Self::Settled => "settled",
+            Self::Reminder => "reminder",
         }
     }
 
@@ -162,21 +165,36 @@ pub struct AlertEvent {
     pub family: AlertFamily,
     /// What the rule watches on the device ("/var", "eth0", "" for device-wide metrics).
     pub subject: String,
-    /// Metric name, e.g. "filesystem_used_pct".
+    /// Metric name, e.g. "filesystem_used_pct"; for other rule kinds `finding:<kind>`
+    /// ("finding:service"), `event:<kind>` ("event:auth_failure") or `rate:<metric>`.
     pub metric: String,
     /// Severity after the transition (for `resolved`: the last one it had).
     pub severity: Severity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_severity: Option<Severity>,
-    /// The value that caused the transition, and the threshold of the level concerned.
+    /// The value that caused the transition, and the threshold of the level concerned (for a
+    /// count rule: events counted and `at_least`; for an expiry rule: days left and the
+    /// reminder's days; for a state rule: the Sev level of the state, 0 once fine).
     pub value: f64,
     pub threshold: f64,
     /// When the transition happened (the sample's time) and when the alert opened, Unix ms.
     pub at_ms: i64,
     pub opened_ms: i64,
+    /// Set when a maintenance window decided about this event (see [`crate::maintenance`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::MaintenanceNote>,
+    /// What happened, for people, when the rule knows more than a number ("nginx is failed
+    /// (systemd: dead)", "12 failed logins for root from 203.0.113.9 within 5 min").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl AlertEvent {
+    /// The maintenance effect on this event, if any.
+    pub fn maintenance_effect(&self) -> Option<crate::maintenance::MaintenanceEffect> {
+        self.maintenance.as_ref().map(|n| n.effect)
+    }
+
     /// The severity notifications are routed on: the higher of the new and the previous one,
     /// so a channel that asked for critical alerts also hears that one stepped down or ended.
     pub fn routing_severity(&self) -> Severity {

@@ -58,9 +58,30 @@ pub struct Device {
     pub heartbeat_slot_ms: i64,
     /// The day being metered and its counts not yet handed to the usage items.
     pub usage: crate::usage::DeviceUsage,
+    /// The latest status of each of the agent's collectors (a missing tool shows here, per
+    /// device), by collector name.
+    pub collectors: Vec<crate::telemetry::CollectorStatus>,
 }
 
 impl Device {
+    /// The device's collector statuses updated with those of a batch: a collector's status
+    /// replaces the stored one unless that one is newer; the others stay. Sorted by name.
+    pub fn merged_collectors(
+        &self,
+        incoming: &[crate::telemetry::CollectorStatus],
+    ) -> Vec<crate::telemetry::CollectorStatus> {
+        let mut all = self.collectors.clone();
+        for status in incoming {
+            match all.iter_mut().find(|s| s.collector == status.collector) {
+                Some(stored) if stored.at_ms <= status.at_ms => *stored = status.clone(),
+                Some(_) => {}
+                None => all.push(status.clone()),
+            }
+        }
+        all.sort_by(|a, b| a.collector.cmp(&b.collector));
+        all
+    }
+
     /// Whether one more batch fits in the device's rate window at `now_ms`; when not, the
     /// seconds until the window turns.
     pub fn check_rate(&self, now_ms: i64) -> Result<(), u32> {

@@ -18,6 +18,7 @@ pub fn event(kind: AlertEventKind) -> AlertEvent {
         AlertEventKind::Resolved => (Warning, None, 62.0, 85.0, 80),
         AlertEventKind::Flapping => (Critical, Some(Warning), 96.1, 95.0, 40),
         AlertEventKind::Settled => (Critical, None, 96.8, 95.0, 70),
+        AlertEventKind::Reminder => (Critical, Some(Critical), 96.8, 95.0, 50),
     };
     let id = |s: &str| s.to_owned();
     AlertEvent {
@@ -39,5 +40,7 @@ pub fn event(kind: AlertEventKind) -> AlertEvent {
         threshold,
         at_ms: OPENED_MS + after_min * MINUTE_MS,
         opened_ms: OPENED_MS,
+        maintenance: None,
+        detail: None,
     }
 }

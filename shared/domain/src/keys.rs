@@ -136,6 +136,26 @@ impl<'a> TenantKeys<'a> {
         )
     }
 
+    /// An alert a maintenance window holds back (its latest event, the template of the one
+    /// announcement owed when the window ends). In the device's partition, so the evaluator's
+    /// one query reads it with the states.
+    pub fn held_alert(&self, device: &DeviceId, alert_id: &str) -> TableKey {
+        key(
+            self.device_state_partition(device),
+            format!("HELD{SEP}{alert_id}"),
+        )
+    }
+
+    /// A maintenance window of the tenant.
+    pub fn maintenance_window(&self, window_id: &str) -> TableKey {
+        key(self.pk(), format!("WINDOW{SEP}{window_id}"))
+    }
+
+    /// Prefix of every maintenance window of the tenant.
+    pub fn maintenance_windows_prefix(&self) -> (String, String) {
+        (self.pk(), format!("WINDOW{SEP}"))
+    }
+
     /// The current record of an alert.
     pub fn alert(&self, alert_id: &str) -> TableKey {
         key(self.pk(), format!("ALERT{SEP}{alert_id}"))

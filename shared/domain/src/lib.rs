@@ -4,6 +4,7 @@
 //! runtime. Time is passed in (see [`clock`]), never read inside logic.
 
 pub mod alert;
+pub mod checks;
 pub mod clock;
 pub mod dependency;
 pub mod device;
@@ -17,6 +18,7 @@ pub mod grouping;
 pub mod ids;
 pub mod intake;
 pub mod keys;
+pub mod maintenance;
 pub mod notification;
 pub mod policy;
 pub mod ports;
@@ -24,5 +26,6 @@ pub mod protocol;
 pub mod rules;
 pub mod signing;
 pub mod telemetry;
+pub mod templates;
 pub mod usage;
 pub mod workflow;

@@ -10,9 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::AlertFamily;
+use crate::checks::{Check, CheckInvalid, States, ThresholdCheck};
 use crate::ids::{ClientId, DeviceId, IdError, SiteId};
-use crate::rules::{RuleState, Threshold, ThresholdInvalid, Transition};
-use crate::telemetry::{Series, TelemetryBatch};
+use crate::protocol::CollectPlan;
+use crate::rules::{RuleState, Threshold, Transition};
+use crate::telemetry::TelemetryBatch;
 
 /// A rule's id inside a tenant ("disk-used", "cpu-high").
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -59,6 +61,11 @@ impl std::fmt::Display for RuleId {
 
 /// What a rule measures. Per-item metrics apply to every item (filesystem, disk, interface,
 /// sensor) unless the rule names one in `subject`.
+///
+/// The metrics after `temperature_celsius` are read from findings, one point per finding at
+/// its `observed_ms`, the finding's subject (backup job, certificate, package manager,
+/// antivirus product, disk, user) being the item. Findings come at the collector's pace
+/// (minutes to hours): a rule on them with `for_s` needs `max_gap_s` above that period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
@@ -73,6 +80,19 @@ pub enum Metric {
     /// the kernel does not know are skipped).
     NetworkUtilisationPct,
     TemperatureCelsius,
+    /// Hours since the backup job's last success; none on record: infinitely old.
+    BackupAgeH,
+    /// Days until the certificate's `not_after` (negative once expired).
+    CertificateDaysLeft,
+    UpdatesPending,
+    UpdatesSecurityPending,
+    /// Days security updates have been pending (0 when none are).
+    UpdatesSecurityPendingDays,
+    UpdatesManualPending,
+    AntivirusSignatureAgeH,
+    SmartReallocatedSectors,
+    SmartPendingSectors,
+    AccountPasswordAgeDays,
 }
 
 impl Metric {
@@ -88,24 +108,61 @@ impl Metric {
             Self::DiskBusyPct => "disk_busy_pct",
             Self::NetworkUtilisationPct => "network_utilisation_pct",
             Self::TemperatureCelsius => "temperature_celsius",
+            Self::BackupAgeH => "backup_age_h",
+            Self::CertificateDaysLeft => "certificate_days_left",
+            Self::UpdatesPending => "updates_pending",
+            Self::UpdatesSecurityPending => "updates_security_pending",
+            Self::UpdatesSecurityPendingDays => "updates_security_pending_days",
+            Self::UpdatesManualPending => "updates_manual_pending",
+            Self::AntivirusSignatureAgeH => "antivirus_signature_age_h",
+            Self::SmartReallocatedSectors => "smart_reallocated_sectors",
+            Self::SmartPendingSectors => "smart_pending_sectors",
+            Self::AccountPasswordAgeDays => "account_password_age_days",
         }
     }
 }
 
-/// One rule of a policy.
+/// One rule of a policy: an id, the alert family it raises, and what it checks (its `kind`
+/// and that kind's fields, flattened; see [`crate::checks`]). Unknown fields are refused by
+/// the kind's parser.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Rule {
     pub id: RuleId,
     pub family: AlertFamily,
-    pub metric: Metric,
-    /// Only this item (a mount point, disk, interface or sensor name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
     #[serde(flatten)]
-    pub threshold: Threshold,
+    pub check: Check,
     #[serde(default = "enabled")]
     pub enabled: bool,
+}
+
+impl Rule {
+    /// A threshold rule (the kind every rule was before kinds existed).
+    pub fn threshold(
+        id: RuleId,
+        family: AlertFamily,
+        metric: Metric,
+        subject: Option<String>,
+        threshold: Threshold,
+    ) -> Self {
+        Self {
+            id,
+            family,
+            check: Check::Threshold(ThresholdCheck {
+                metric,
+                subject,
+                threshold,
+            }),
+            enabled: true,
+        }
+    }
+
+    /// The threshold of a threshold rule.
+    pub fn as_threshold(&self) -> Option<&Threshold> {
+        match &self.check {
+            Check::Threshold(t) => Some(&t.threshold),
+            _ => None,
+        }
+    }
 }
 
 fn enabled() -> bool {
@@ -204,10 +261,11 @@ pub struct Policy {
 /// Why a policy is refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PolicyInvalid {
-    #[error("rule {rule}: {source}")]
-    Threshold {
+    #[error("rule {rule} ({kind}): {source}")]
+    Check {
         rule: RuleId,
-        source: ThresholdInvalid,
+        kind: &'static str,
+        source: CheckInvalid,
     },
     #[error("rule {0} appears twice")]
     DuplicateRule(RuleId),
@@ -226,12 +284,11 @@ impl Policy {
             if self.rules[..i].iter().any(|o| o.id == r.id) {
                 return Err(PolicyInvalid::DuplicateRule(r.id.clone()));
             }
-            r.threshold
-                .validate()
-                .map_err(|source| PolicyInvalid::Threshold {
-                    rule: r.id.clone(),
-                    source,
-                })?;
+            r.check.validate().map_err(|source| PolicyInvalid::Check {
+                rule: r.id.clone(),
+                kind: r.check.kind(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -284,6 +341,15 @@ pub struct RuleTransition {
     pub family: AlertFamily,
     pub subject: String,
     pub transition: Transition,
+    /// The alert event's `metric`: a metric name, or `finding:<kind>` / `event:<kind>` /
+    /// `rate:<metric>` for other kinds.
+    pub metric: String,
+    /// The line of the level concerned (threshold, reminder days, events required).
+    pub threshold: f64,
+    /// What happened, for people ("nginx is failed (systemd: dead)").
+    pub detail: Option<String>,
+    /// A reminder at unchanged severity (an expiry rule's next reminder level).
+    pub reminder: bool,
 }
 
 /// What evaluating one batch produced.
@@ -296,121 +362,34 @@ pub struct DeviceEvaluation {
     pub checks: usize,
 }
 
-fn values(s: &Series) -> impl Iterator<Item = Option<f64>> + '_ {
-    s.iter().map(|v| v.map(|v| f64::from(v) / 100.0))
-}
-
-/// The series a metric reads from a batch: `(item, values)`.
-fn series_of(batch: &TelemetryBatch, metric: Metric) -> Vec<(&str, Vec<Option<f64>>)> {
-    match metric {
-        Metric::CpuTotalPct => batch
-            .cpu
-            .iter()
-            .map(|c| ("", values(&c.total_pct_x100).collect()))
-            .collect(),
-        Metric::CpuIowaitPct => batch
-            .cpu
-            .iter()
-            .map(|c| ("", values(&c.iowait_pct_x100).collect()))
-            .collect(),
-        Metric::MemoryUsedPct => batch
-            .memory
-            .iter()
-            .map(|m| ("", values(&m.used_pct_x100).collect()))
-            .collect(),
-        Metric::Load1 => batch
-            .load
-            .iter()
-            .map(|l| ("", values(&l.one_x100).collect()))
-            .collect(),
-        Metric::FilesystemUsedPct => batch
-            .filesystems
-            .iter()
-            .map(|f| (f.mount.as_str(), values(&f.used_pct_x100).collect()))
-            .collect(),
-        Metric::FilesystemInodesUsedPct => batch
-            .filesystems
-            .iter()
-            .filter_map(|f| {
-                f.inodes_used_pct_x100
-                    .as_ref()
-                    .map(|s| (f.mount.as_str(), values(s).collect()))
-            })
-            .collect(),
-        Metric::DiskBusyPct => batch
-            .disks
-            .iter()
-            .map(|d| (d.device.as_str(), values(&d.busy_pct_x100).collect()))
-            .collect(),
-        Metric::NetworkUtilisationPct => batch
-            .network
-            .iter()
-            .filter_map(|n| {
-                let link_bits = n.link_speed_mbps.filter(|s| *s > 0)? as f64 * 1_000_000.0;
-                let util = n
-                    .rx_bytes_per_s
-                    .iter()
-                    .zip(&n.tx_bytes_per_s)
-                    .map(|pair| match pair {
-                        (Some(rx), Some(tx)) => Some((rx + tx) as f64 * 8.0 / link_bits * 100.0),
-                        _ => None,
-                    })
-                    .collect();
-                Some((n.interface.as_str(), util))
-            })
-            .collect(),
-        Metric::TemperatureCelsius => batch
-            .temperatures
-            .iter()
-            .map(|t| {
-                (
-                    t.sensor.as_str(),
-                    t.celsius_x100
-                        .iter()
-                        .map(|v| v.map(|v| f64::from(v) / 100.0))
-                        .collect(),
-                )
-            })
-            .collect(),
-    }
-}
-
 impl EffectivePolicy {
-    /// Evaluates a batch. `state` gives the stored state of each (rule, item); a missing entry
-    /// is a fresh state.
-    pub fn evaluate(
-        &self,
-        batch: &TelemetryBatch,
-        state: impl Fn(&RuleId, &str) -> RuleState,
-    ) -> DeviceEvaluation {
+    /// Evaluates a batch against the stored states of the device's (rule, item) pairs; a
+    /// missing entry is a fresh state.
+    pub fn evaluate(&self, batch: &TelemetryBatch, states: &States) -> DeviceEvaluation {
         let mut out = DeviceEvaluation::default();
         let times: Vec<i64> = (0..batch.len())
             .filter_map(|i| batch.sample_time(i))
             .collect();
+        let input = crate::checks::Input {
+            batch,
+            times: &times,
+            states,
+            index: crate::checks::index(states),
+            now: crate::checks::batch_time(batch),
+        };
         for (rule, _) in &self.rules {
-            for (item, vals) in series_of(batch, rule.metric) {
-                if rule.subject.as_deref().is_some_and(|s| s != item) {
-                    continue;
-                }
-                out.checks += vals.len();
-                let before = state(&rule.id, item);
-                let e = rule
-                    .threshold
-                    .evaluate(before, times.iter().copied().zip(vals));
-                if e.changed {
-                    out.changed
-                        .insert((rule.id.clone(), item.to_owned()), e.state);
-                }
-                out.transitions
-                    .extend(e.transitions.into_iter().map(|transition| RuleTransition {
-                        rule: rule.id.clone(),
-                        family: rule.family,
-                        subject: item.to_owned(),
-                        transition,
-                    }));
-            }
+            crate::checks::evaluate(&rule.check, &rule.id, rule.family, &input, &mut out);
         }
         out
+    }
+
+    /// What the agent must watch for these rules: services, backup jobs, certificates.
+    pub fn collect_plan(&self) -> CollectPlan {
+        let mut plan = CollectPlan::default();
+        for (rule, _) in &self.rules {
+            plan.merge(&rule.check.collect());
+        }
+        plan
     }
 }
 
@@ -466,12 +445,12 @@ mod tests {
     }
 
     fn disk_rule(warn: f64) -> Rule {
-        Rule {
-            id: id("disk-used"),
-            family: AlertFamily::Resources,
-            metric: Metric::FilesystemUsedPct,
-            subject: None,
-            threshold: Threshold {
+        Rule::threshold(
+            id("disk-used"),
+            AlertFamily::Resources,
+            Metric::FilesystemUsedPct,
+            None,
+            Threshold {
                 direction: Direction::Above,
                 warning: Some(Level {
                     threshold: warn,
@@ -484,8 +463,7 @@ mod tests {
                 hysteresis: 2.0,
                 max_gap_s: 600,
             },
-            enabled: true,
-        }
+        )
     }
 
     fn device() -> (DeviceId, ClientId, SiteId, BTreeMap<String, String>) {
@@ -536,14 +514,22 @@ mod tests {
         let eff = EffectivePolicy::for_device(all.iter(), &d, &c, &s, &tags);
         assert_eq!(eff.rules.len(), 1);
         assert_eq!(
-            eff.rules[0].0.threshold.warning.map(|l| l.threshold),
+            eff.rules[0]
+                .0
+                .as_threshold()
+                .and_then(|t| t.warning)
+                .map(|l| l.threshold),
             Some(70.0)
         );
         assert_eq!(eff.rules[0].1, site.scope);
 
         let eff = EffectivePolicy::for_device([tenant.clone(), servers].iter(), &d, &c, &s, &tags);
         assert_eq!(
-            eff.rules[0].0.threshold.warning.map(|l| l.threshold),
+            eff.rules[0]
+                .0
+                .as_threshold()
+                .and_then(|t| t.warning)
+                .map(|l| l.threshold),
             Some(80.0)
         );
 
@@ -585,7 +571,7 @@ mod tests {
             &s,
             &tags,
         );
-        let e = eff.evaluate(&batch, |_, _| RuleState::default());
+        let e = eff.evaluate(&batch, &States::new());
         // "/" is at 61 %: nothing. "/data" at 96 %: critical at once (for_s = 0).
         assert_eq!(e.transitions.len(), 1);
         assert_eq!(e.transitions[0].subject, "/data");
@@ -598,12 +584,7 @@ mod tests {
         );
         // The same batch against the stored state: nothing new.
         let stored = e.changed.clone();
-        let again = eff.evaluate(&batch, |r, item| {
-            stored
-                .get(&(r.clone(), item.to_owned()))
-                .copied()
-                .unwrap_or_default()
-        });
+        let again = eff.evaluate(&batch, &stored);
         assert!(again.transitions.is_empty() && again.changed.is_empty());
     }
 

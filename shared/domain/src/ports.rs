@@ -68,6 +68,21 @@ pub trait DeviceRegistry: Send + Sync {
         wire_bytes: u64,
         now_ms: i64,
     ) -> impl Future<Output = Result<SequenceOutcome, StoreError>> + Send;
+
+    /// [`DeviceRegistry::record_batch`], also keeping on the device record the collector
+    /// statuses the batch carries, in the same write (see [`Device::merged_collectors`]).
+    /// The default keeps none: for registries that do not show collector statuses.
+    fn record_batch_observed(
+        &self,
+        device: &Device,
+        seq: u64,
+        wire_bytes: u64,
+        now_ms: i64,
+        collectors: &[crate::telemetry::CollectorStatus],
+    ) -> impl Future<Output = Result<SequenceOutcome, StoreError>> + Send {
+        let _ = collectors;
+        self.record_batch(device, seq, wire_bytes, now_ms)
+    }
 }
 
 /// Enrolment tokens and the enrolment transaction.
@@ -125,6 +140,11 @@ pub struct PendingEvent {
 pub struct DeviceEvaluationState {
     pub states: HashMap<StateKey, Versioned>,
     pub outbox: Vec<PendingEvent>,
+    /// Alerts a maintenance window holds back, by alert id: the latest event of each (see
+    /// [`crate::maintenance`]). The store writes a hold for a committed event whose effect is
+    /// `hidden` or `unannounced` (and not a resolution), and removes it for a resolution with
+    /// either effect and for `raised_after_window`.
+    pub held: HashMap<String, AlertEvent>,
 }
 
 /// What became of a commit.
@@ -208,6 +228,16 @@ pub trait EvaluationStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Ok(()) }
     }
+}
+
+/// The tenant's maintenance windows, stored as documents. The window type lives in
+/// `vigie-calendar` (local time, time zones), which depends on this crate, so the port is
+/// generic over the document: the store keeps JSON and does not know its shape.
+pub trait WindowStore: Send + Sync {
+    fn windows<W: serde::de::DeserializeOwned + Send>(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<W>, StoreError>> + Send;
 }
 
 /// The alerts topic.
@@ -358,6 +388,13 @@ pub trait HeartbeatIndex: Send + Sync {
 
     fn remove(&self, entry: &HeartbeatEntry)
     -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Puts an entry in a slot (idempotent): the sweeper looks at the device again then, e.g.
+    /// when the maintenance window that silenced its "device down" ends.
+    fn schedule(
+        &self,
+        entry: &HeartbeatEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The first slot not yet swept (0: never swept).
     fn cursor(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;

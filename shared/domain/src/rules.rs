@@ -123,7 +123,7 @@ impl Threshold {
         }
     }
 
-    fn level(&self, severity: Severity) -> Option<Level> {
+    pub fn level(&self, severity: Severity) -> Option<Level> {
         match severity {
             Severity::Critical => self.critical,
             Severity::Warning => self.warning,
@@ -157,6 +157,20 @@ pub struct RuleState {
     /// Last present sample evaluated, Unix ms (0: none).
     #[serde(default)]
     pub last_ms: i64,
+    /// A kind's own memory (see `checks`): a rate rule's anchor sample (time, value × 1000);
+    /// a count rule's window (start, events in it); an inventory rule's "reboot required
+    /// since"; an expiry rule's reminder levels reached (`mark` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mark: i64,
+    /// A rate rule's slope over its last completed window, value units per hour × 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slope_milli_per_h: Option<i64>,
+}
+
+fn is_zero(x: &i64) -> bool {
+    *x == 0
 }
 
 /// A change of level, at the sample that caused it.
