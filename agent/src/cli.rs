@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::runtime::RunOptions;
 use crate::spool::SpoolLimits;
-use crate::watch::Tools;
 use crate::state::{DEFAULT_STATE_DIR, STATE_DIR_ENV};
+use crate::watch::Tools;
 
 /// Environment variable holding the enrolment token (keeps it out of `ps` output).
 pub const TOKEN_ENV: &str = "VIGIE_AGENT_ENROLL_TOKEN";

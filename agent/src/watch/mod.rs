@@ -642,7 +642,10 @@ mod tests {
         assert_eq!(loose.every(), Duration::from_secs(10));
         let mut s = Scheduler::new(vec![capped], CollectPlan::default());
         let t = 1_790_000_000_000;
-        assert_eq!(s.run_due(&dir, &tools, &dir, t).observations.events.len(), 1);
+        assert_eq!(
+            s.run_due(&dir, &tools, &dir, t).observations.events.len(),
+            1
+        );
         assert_eq!(s.next_due_ms(), Some(t + 2_000));
     }
 
