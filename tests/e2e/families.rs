@@ -399,7 +399,7 @@ fn detail(e: &AlertEvent) -> &str {
     e.detail.as_deref().unwrap_or("")
 }
 
-/// 1. A temperature sensor rising past the warning, then the critical level.
+/// Family 1: a temperature sensor rising past the warning, then the critical level.
 async fn overheating(stack: Arc<Stack>) {
     let root = fixture_root("overheating");
     let chip = "sys/class/hwmon/hwmon0";
@@ -445,8 +445,8 @@ async fn overheating(stack: Arc<Stack>) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// 2. A service that must run is not running (no systemd here: the process list says so),
-/// then a real process of that name starts and the alert resolves.
+/// Family 2: a service that must run is not running (no systemd here: the process list
+/// says so), then a real process of that name starts and the alert resolves.
 async fn device_down(stack: Arc<Stack>) {
     assert!(
         !Path::new("/run/systemd/system").exists(),
@@ -501,7 +501,7 @@ async fn device_down(stack: Arc<Stack>) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// 3. An interface carrying ~87 % of its 10 Mb/s link: counters advanced by the test.
+/// Family 3: an interface carrying ~87 % of its 10 Mb/s link: counters advanced by the test.
 async fn network_saturated(stack: Arc<Stack>) {
     let root = fixture_root("network");
     put(&root, "sys/class/net/eth0/speed", "10\n");
@@ -583,7 +583,8 @@ fn root_used_pct() -> f64 {
     used / (used + available) * 100.0
 }
 
-/// 4. This machine's real root filesystem above a warning level set just below its usage.
+/// Family 4: this machine's real root filesystem above a warning level set just below its
+/// usage.
 async fn resources(stack: Arc<Stack>) {
     let used = root_used_pct();
     let warning = (used - 5.0).max(0.01);
@@ -619,7 +620,7 @@ async fn resources(stack: Arc<Stack>) {
     f.stop();
 }
 
-/// 5. A backup job's status file says OK, then FAILED.
+/// Family 5: a backup job's status file says OK, then FAILED.
 async fn backup_failure(stack: Arc<Stack>) {
     let root = fixture_root("backup");
     put(&root, "var/backups/nightly.status", "OK\n");
@@ -700,7 +701,7 @@ fn tls_endpoint(not_after_ms: i64) -> u16 {
     port
 }
 
-/// 6. A TLS endpoint whose certificate expires in 10 days: the 14-day reminder.
+/// Family 6: a TLS endpoint whose certificate expires in 10 days: the 14-day reminder.
 async fn certificate_expiry(stack: Arc<Stack>) {
     let not_after = now_ms() + 10 * 86_400_000 + 3_600_000;
     let port = tls_endpoint(not_after);
@@ -743,7 +744,7 @@ async fn certificate_expiry(stack: Arc<Stack>) {
     f.stop();
 }
 
-/// 7. Ten failed SSH logins from one address appended to the auth log.
+/// Family 7: ten failed SSH logins from one address appended to the auth log.
 async fn intrusion(stack: Arc<Stack>) {
     let root = fixture_root("intrusion");
     let earlier = syslog_stamp(now_ms() - 3_600_000);
@@ -797,7 +798,7 @@ async fn intrusion(stack: Arc<Stack>) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// 8. ClamAV's scan log reports a threat in a file that is there.
+/// Family 8: ClamAV's scan log reports a threat in a file that is there.
 async fn malware(stack: Arc<Stack>) {
     let root = fixture_root("malware");
     std::fs::create_dir_all(root.join("var/lib/clamav")).expect("database dir");
@@ -852,7 +853,8 @@ async fn malware(stack: Arc<Stack>) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// 9. The machine says a reboot is required (Debian's flag file); the rule waits 0 days.
+/// Family 9: the machine says a reboot is required (Debian's flag file); the rule waits 0
+/// days.
 async fn updates(stack: Arc<Stack>) {
     let root = fixture_root("updates");
     put(
@@ -890,7 +892,7 @@ async fn updates(stack: Arc<Stack>) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// 10. A user added to the sudo group after the first (learning) run.
+/// Family 10: a user added to the sudo group after the first (learning) run.
 async fn accounts(stack: Arc<Stack>) {
     let root = fixture_root("accounts");
     let passwd = "root:x:0:0:root:/root:/bin/bash\n\
@@ -943,10 +945,20 @@ async fn accounts(stack: Arc<Stack>) {
 async fn each_family_from_its_real_input_to_a_delivered_webhook() {
     let started = Instant::now();
     let stack = Arc::new(Stack::start_pipeline("families").await);
+    eprintln!(
+        "families: stack up in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let mut tasks = Vec::new();
     macro_rules! family {
         ($name:literal, $f:ident) => {
-            tasks.push(($name, tokio::spawn($f(stack.clone()))));
+            let stack = stack.clone();
+            let task = tokio::spawn(async move {
+                let t = Instant::now();
+                $f(stack).await;
+                t.elapsed()
+            });
+            tasks.push(($name, task));
         };
     }
     family!("1 overheating", overheating);
@@ -962,10 +974,7 @@ async fn each_family_from_its_real_input_to_a_delivered_webhook() {
     let mut failed = Vec::new();
     for (name, task) in tasks {
         match task.await {
-            Ok(()) => eprintln!(
-                "family {name}: ok ({:.1} s)",
-                started.elapsed().as_secs_f64()
-            ),
+            Ok(took) => eprintln!("family {name}: ok in {:.1} s", took.as_secs_f64()),
             Err(e) => {
                 let message = match e.try_into_panic() {
                     Ok(p) => p
