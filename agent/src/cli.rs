@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::runtime::RunOptions;
 use crate::spool::SpoolLimits;
 use crate::state::{DEFAULT_STATE_DIR, STATE_DIR_ENV};
+use crate::watch::Tools;
 
 /// Environment variable holding the enrolment token (keeps it out of `ps` output).
 pub const TOKEN_ENV: &str = "VIGIE_AGENT_ENROLL_TOKEN";
@@ -13,6 +14,12 @@ pub const TOKEN_ENV: &str = "VIGIE_AGENT_ENROLL_TOKEN";
 pub const SPOOL_BATCHES_ENV: &str = "VIGIE_AGENT_SPOOL_MAX_BATCHES";
 /// Environment variable bounding the spool in MiB.
 pub const SPOOL_MIB_ENV: &str = "VIGIE_AGENT_SPOOL_MAX_MIB";
+/// Environment variable naming the machine root the collectors and watchers read.
+pub const ROOT_ENV: &str = "VIGIE_AGENT_ROOT";
+/// Environment variable capping every watcher's cadence, in seconds.
+pub const WATCH_EVERY_ENV: &str = "VIGIE_AGENT_WATCH_EVERY";
+/// Environment variable holding directories searched for tools before the system ones.
+pub const TOOLS_PATH_ENV: &str = "VIGIE_AGENT_TOOLS_PATH";
 
 pub const USAGE: &str = "\
 vigie-agent: the Vigie monitoring agent
@@ -21,6 +28,7 @@ USAGE:
     vigie-agent enroll --url URL --token TOKEN [--force] [--state-dir DIR]
     vigie-agent run [--once] [--sample-interval S] [--send-interval S]
                     [--spool-max-batches N] [--spool-max-mib N] [--state-dir DIR]
+                    [--root DIR] [--watch-every S] [--tools-path DIRS]
     vigie-agent status [--json] [--state-dir DIR]
     vigie-agent version
     vigie-agent help
@@ -43,6 +51,15 @@ OPTIONS:
     --spool-max-batches N    Spool bound in batches [env VIGIE_AGENT_SPOOL_MAX_BATCHES]
                              [default: 5000]
     --spool-max-mib N        Spool bound in MiB [env VIGIE_AGENT_SPOOL_MAX_MIB] [default: 50]
+    --root DIR               The machine's root directory, where the collectors and watchers
+                             read proc/, sys/, etc/ and var/ (a container that mounts the
+                             host at /host; fixture trees) [env VIGIE_AGENT_ROOT] [default: /]
+    --watch-every S          Runs every watcher at least every S seconds (their own cadences
+                             are 1 min to 1 h; for diagnostics and tests)
+                             [env VIGIE_AGENT_WATCH_EVERY]
+    --tools-path DIRS        Colon-separated directories searched for the programs watchers
+                             run (apt-get, clamscan, smartctl, ...) before the system ones
+                             [env VIGIE_AGENT_TOOLS_PATH]
 
 EXIT CODES:
     0 success   1 failure (not delivered, unreachable, I/O)   2 enrolment refused by the server
@@ -174,6 +191,35 @@ fn seconds(option: &str, value: &str) -> Result<Duration, UsageError> {
     }
 }
 
+/// A directory option: not empty (an empty value would silently mean the current directory).
+fn directory(option: &str, value: &str) -> Result<PathBuf, UsageError> {
+    if value.trim().is_empty() {
+        return Err(UsageError::BadValue {
+            option: option.to_owned(),
+            value: value.to_owned(),
+            expected: "a directory",
+        });
+    }
+    Ok(PathBuf::from(value))
+}
+
+/// A colon-separated search path; empty entries (`a::b`, a trailing `:`) are skipped.
+fn search_path(option: &str, value: &str) -> Result<Vec<PathBuf>, UsageError> {
+    let dirs: Vec<PathBuf> = value
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if dirs.is_empty() {
+        return Err(UsageError::BadValue {
+            option: option.to_owned(),
+            value: value.to_owned(),
+            expected: "colon-separated directories",
+        });
+    }
+    Ok(dirs)
+}
+
 /// Checks the server URL's shape; returns it without a trailing slash.
 fn server_url(value: &str) -> Result<String, UsageError> {
     let url = value.trim().trim_end_matches('/');
@@ -230,6 +276,18 @@ pub fn parse(
     if let Some(v) = env(SPOOL_MIB_ENV) {
         limits.max_bytes = number(SPOOL_MIB_ENV, &v, 1)? << 20;
     }
+    let mut root = env(ROOT_ENV)
+        .filter(|v| !v.is_empty())
+        .map(|v| directory(ROOT_ENV, &v))
+        .transpose()?;
+    let mut watch_every = env(WATCH_EVERY_ENV)
+        .filter(|v| !v.is_empty())
+        .map(|v| seconds(WATCH_EVERY_ENV, &v))
+        .transpose()?;
+    let mut tools_path = env(TOOLS_PATH_ENV)
+        .filter(|v| !v.is_empty())
+        .map(|v| search_path(TOOLS_PATH_ENV, &v))
+        .transpose()?;
 
     while let Some((name, inline)) = opts.next() {
         match (command, name.as_str()) {
@@ -257,6 +315,13 @@ pub fn parse(
             ("run", "--spool-max-mib") => {
                 limits.max_bytes = number(&name, &opts.value(&name, inline)?, 1)? << 20;
             }
+            ("run", "--root") => root = Some(directory(&name, &opts.value(&name, inline)?)?),
+            ("run", "--watch-every") => {
+                watch_every = Some(seconds(&name, &opts.value(&name, inline)?)?);
+            }
+            ("run", "--tools-path") => {
+                tools_path = Some(search_path(&name, &opts.value(&name, inline)?)?);
+            }
             ("status", "--json") => {
                 opts.switch(&name, inline)?;
                 json = true;
@@ -265,6 +330,13 @@ pub fn parse(
         }
     }
     options.limits = limits;
+    if let Some(root) = root {
+        options.watch.root = root;
+    }
+    options.watch.every_at_most = watch_every;
+    if let Some(dirs) = tools_path {
+        options.watch.tools = Tools::with_first(dirs);
+    }
     let state_dir = PathBuf::from(state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.to_owned()));
 
     Ok(match command {
@@ -373,6 +445,86 @@ mod tests {
         assert_eq!(r.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
         assert_eq!(r.options.limits, SpoolLimits::default());
         assert!(!r.once && r.options.sample_interval.is_none());
+    }
+
+    #[test]
+    fn run_takes_a_root_a_watch_cadence_and_a_tools_path() {
+        let Ok(Command::Run(r)) = parse(
+            args("run --root /host --watch-every 1 --tools-path=/opt/av/bin::/srv/tools:"),
+            &no_env,
+        ) else {
+            panic!("run expected");
+        };
+        let w = &r.options.watch;
+        assert_eq!(w.root, PathBuf::from("/host"));
+        assert_eq!(w.every_at_most, Some(Duration::from_secs(1)));
+        let path = w.tools.search_path();
+        assert_eq!(
+            &path[..3],
+            [
+                PathBuf::from("/opt/av/bin"),
+                PathBuf::from("/srv/tools"),
+                PathBuf::from("/usr/local/sbin")
+            ],
+            "the given directories first, then the system ones"
+        );
+        assert_eq!(path.len(), 2 + Tools::default().search_path().len());
+
+        // The same from the environment; the command line wins.
+        let env = |k: &str| match k {
+            ROOT_ENV => Some("/mnt/host".to_owned()),
+            WATCH_EVERY_ENV => Some("5".to_owned()),
+            TOOLS_PATH_ENV => Some("/opt/tools".to_owned()),
+            _ => None,
+        };
+        let Ok(Command::Run(r)) = parse(args("run"), &env) else {
+            panic!("run expected");
+        };
+        assert_eq!(r.options.watch.root, PathBuf::from("/mnt/host"));
+        assert_eq!(r.options.watch.every_at_most, Some(Duration::from_secs(5)));
+        assert_eq!(
+            r.options.watch.tools.search_path()[0],
+            PathBuf::from("/opt/tools")
+        );
+        let Ok(Command::Run(r)) = parse(args("run --root /r"), &env) else {
+            panic!("run expected");
+        };
+        assert_eq!(r.options.watch.root, PathBuf::from("/r"));
+
+        // Defaults: the real machine, the watchers' own cadences, the system path.
+        let Ok(Command::Run(r)) = parse(args("run"), &no_env) else {
+            panic!("run expected");
+        };
+        assert_eq!(r.options.watch.root, PathBuf::from("/"));
+        assert_eq!(r.options.watch.every_at_most, None);
+        assert_eq!(
+            r.options.watch.tools.search_path(),
+            Tools::default().search_path()
+        );
+
+        for bad in [
+            "run --watch-every 0",
+            "run --watch-every soon",
+            "run --tools-path :",
+            "run --root=",
+        ] {
+            assert!(
+                matches!(
+                    parse(args(bad), &no_env),
+                    Err(UsageError::BadValue { .. } | UsageError::MissingValue(_))
+                ),
+                "{bad}"
+            );
+        }
+        let env = |k: &str| (k == WATCH_EVERY_ENV).then(|| "-1".to_owned());
+        assert!(matches!(
+            parse(args("run"), &env),
+            Err(UsageError::BadValue { option, .. }) if option == WATCH_EVERY_ENV
+        ));
+        assert!(matches!(
+            parse(args("status --root /host"), &no_env),
+            Err(UsageError::UnknownOption { .. })
+        ));
     }
 
     #[test]

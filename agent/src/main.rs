@@ -122,8 +122,7 @@ fn run(args: &RunArgs) -> u8 {
         log(if event.is_problem() { "WARN" } else { "INFO" }, event);
     };
     if args.once {
-        return match runtime::run_once(&dir, args.options.limits, &SystemClock, &STOP, &mut events)
-        {
+        return match runtime::run_once(&dir, &args.options, &SystemClock, &STOP, &mut events) {
             Ok(true) => EXIT_OK,
             Ok(false) => {
                 log(

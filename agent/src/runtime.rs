@@ -290,14 +290,17 @@ pub struct RunOptions {
     pub watch: WatchSetup,
 }
 
-/// Where the watchers look and which of them run.
+/// Where the collectors and watchers look and which watchers run.
 #[derive(Debug, Clone)]
 pub struct WatchSetup {
-    /// `/` on a real machine; a fixture tree in tests.
+    /// The machine's root: `/` on a real machine; the host's root mounted into a container;
+    /// a fixture tree in tests. The metric collectors read it too.
     pub root: PathBuf,
     pub tools: Tools,
     /// Only these watchers (by name); all of [`crate::watch::builtin`] when `None`.
     pub only: Option<Vec<String>>,
+    /// Every watcher runs at least this often (`--watch-every`: diagnostics, tests).
+    pub every_at_most: Option<Duration>,
 }
 
 impl Default for WatchSetup {
@@ -306,6 +309,7 @@ impl Default for WatchSetup {
             root: PathBuf::from("/"),
             tools: Tools::default(),
             only: None,
+            every_at_most: None,
         }
     }
 }
@@ -316,7 +320,13 @@ impl WatchSetup {
         if let Some(only) = &self.only {
             all.retain(|w| only.iter().any(|o| o == w.name()));
         }
-        all
+        match self.every_at_most {
+            Some(at_most) => all
+                .into_iter()
+                .map(|w| crate::watch::at_most_every(w, at_most))
+                .collect(),
+            None => all,
+        }
     }
 }
 
@@ -482,7 +492,7 @@ pub fn run(
         server,
         device,
     } = open(dir, options.limits)?;
-    let mut collector = Collector::new();
+    let mut collector = Collector::with_root(&options.watch.root);
     let mut config = dir.read_config()?.unwrap_or_default();
     let mut revoked = false;
     let refresh = |config: &mut AgentConfig, events: &mut dyn FnMut(Event)| match sender
@@ -645,15 +655,15 @@ pub fn run(
 /// spool is empty afterwards (everything delivered).
 pub fn run_once(
     dir: &StateDir,
-    limits: SpoolLimits,
+    options: &RunOptions,
     clock: &dyn Clock,
     stop: &AtomicBool,
     events: &mut dyn FnMut(Event),
 ) -> Result<bool, RunError> {
     let Agent {
         mut spool, sender, ..
-    } = open(dir, limits)?;
-    let mut collector = Collector::new();
+    } = open(dir, options.limits)?;
+    let mut collector = Collector::with_root(&options.watch.root);
     std::thread::sleep(Duration::from_secs(1));
     let sample = collector.sample(clock.now_ms());
     let agent = collector.agent_info(AGENT_VERSION);
@@ -943,7 +953,7 @@ mod tests {
         let clock = vigie_domain::clock::SystemClock;
         let stop = AtomicBool::new(false);
         let mut seen = Vec::new();
-        let delivered = run_once(&dir, SpoolLimits::default(), &clock, &stop, &mut |e| {
+        let delivered = run_once(&dir, &RunOptions::default(), &clock, &stop, &mut |e| {
             seen.push(e)
         })
         .expect("runs");
@@ -956,7 +966,7 @@ mod tests {
 
         // The server is gone now: the next run keeps its batch and says so.
         let delivered =
-            run_once(&dir, SpoolLimits::default(), &clock, &stop, &mut |_| {}).expect("runs");
+            run_once(&dir, &RunOptions::default(), &clock, &stop, &mut |_| {}).expect("runs");
         assert!(!delivered);
         assert_eq!(
             crate::spool::pending_on_disk(&dir).expect("scan").batches,

@@ -4,6 +4,7 @@
 mod agent;
 mod api;
 mod evaluate;
+mod families;
 mod ingest;
 mod noise;
 mod notify;

@@ -117,6 +117,34 @@ pub trait Watcher: Send {
     fn run(&mut self, ctx: &WatchContext<'_>, out: &mut Observations) -> RunStatus;
 }
 
+/// `watcher` run at least every `at_most` (`--watch-every`): what it watches and how are
+/// unchanged, only its cadence.
+pub fn at_most_every(watcher: Box<dyn Watcher>, at_most: Duration) -> Box<dyn Watcher> {
+    Box::new(AtMostEvery {
+        inner: watcher,
+        at_most,
+    })
+}
+
+struct AtMostEvery {
+    inner: Box<dyn Watcher>,
+    at_most: Duration,
+}
+
+impl Watcher for AtMostEvery {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn every(&self) -> Duration {
+        self.inner.every().min(self.at_most)
+    }
+
+    fn run(&mut self, ctx: &WatchContext<'_>, out: &mut Observations) -> RunStatus {
+        self.inner.run(ctx, out)
+    }
+}
+
 /// What a round of due watchers produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Round {
@@ -400,6 +428,19 @@ impl Tools {
         }
     }
 
+    /// Tools looked up in `first`, then in the usual system directories (`--tools-path`).
+    pub fn with_first(first: impl IntoIterator<Item = PathBuf>) -> Self {
+        let mut tools = Self::default();
+        let system = std::mem::take(&mut tools.path);
+        tools.path = first.into_iter().chain(system).collect();
+        tools
+    }
+
+    /// The directories searched, in order.
+    pub fn search_path(&self) -> &[PathBuf] {
+        &self.path
+    }
+
     /// The time limit of every run (30 s by default).
     pub fn with_limit(mut self, limit: Duration) -> Self {
         self.limit = limit;
@@ -588,6 +629,40 @@ mod tests {
         let off = s.run_due(&dir, &tools, &dir, t + 31_000);
         assert_eq!(off.changed[0].state, CollectorState::NotApplicable);
         assert!(off.observations.is_empty());
+    }
+
+    #[test]
+    fn a_capped_watcher_runs_at_the_cap_unless_its_own_cadence_is_shorter() {
+        let dir = std::env::temp_dir();
+        let tools = Tools::default();
+        let capped = at_most_every(Box::new(Flaky::default()), Duration::from_secs(2));
+        assert_eq!(capped.name(), "flaky");
+        assert_eq!(capped.every(), Duration::from_secs(2));
+        let loose = at_most_every(Box::new(Flaky::default()), Duration::from_secs(60));
+        assert_eq!(loose.every(), Duration::from_secs(10));
+        let mut s = Scheduler::new(vec![capped], CollectPlan::default());
+        let t = 1_790_000_000_000;
+        assert_eq!(
+            s.run_due(&dir, &tools, &dir, t).observations.events.len(),
+            1
+        );
+        assert_eq!(s.next_due_ms(), Some(t + 2_000));
+    }
+
+    #[test]
+    fn tools_on_a_given_path_come_before_the_system_ones() {
+        let dir = std::env::temp_dir().join(format!("vigie-tools-first-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let own = dir.join("sh");
+        std::fs::write(&own, "#!/bin/sh\necho own\n").expect("tool");
+        let tools = Tools::with_first([dir.clone()]);
+        assert_eq!(tools.find("sh"), Some(own));
+        assert_eq!(tools.search_path()[0], dir);
+        assert!(
+            tools.find("env").is_some(),
+            "the system directories are still searched"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
