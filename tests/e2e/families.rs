@@ -58,6 +58,8 @@ async fn webhook_channel(stack: &Stack, tenant: &TenantId, sink: &WebhookSink) {
             secret: WebhookSecret::new(SECRET),
         },
         filter: ChannelFilter::default(),
+        // Each family checks its own notification, so none waits to be grouped.
+        group_wait_s: 0,
     };
     stack.ports.save_channel(&channel).await.expect("channel");
 }
