@@ -335,6 +335,7 @@ impl WatchSetup {
 #[allow(clippy::too_many_arguments)]
 fn watch_loop(
     setup: &WatchSetup,
+    tools: &Tools,
     plan: CollectPlan,
     state_dir: &Path,
     clock: &dyn Clock,
@@ -350,7 +351,7 @@ fn watch_loop(
         }
         let now = clock.now_ms();
         if scheduler.next_due_ms().is_some_and(|due| due <= now) {
-            let round = scheduler.run_due(&setup.root, &setup.tools, state_dir, now);
+            let round = scheduler.run_due(&setup.root, tools, state_dir, now);
             if !round.is_empty() && rounds.send(round).is_err() {
                 return;
             }
@@ -553,6 +554,9 @@ pub fn run(
     // The watchers run on a thread of their own; their rounds come back over a channel and
     // ride with the next batch. The thread ends with the loop (`done`).
     let done = AtomicBool::new(false);
+    // Set with `done`: a tool a watcher is running is stopped at once rather than awaited.
+    let cancel = std::sync::Arc::new(AtomicBool::new(false));
+    let tools = options.watch.tools.clone().cancelled_by(cancel.clone());
     let (round_tx, round_rx) = mpsc::channel::<Round>();
     let (plan_tx, plan_rx) = mpsc::channel::<CollectPlan>();
     let watch_dir = dir.root().join("watch");
@@ -560,10 +564,10 @@ pub fn run(
     let mut statuses = crate::status::read_collectors(dir);
     let first_plan = config.collect.clone();
     std::thread::scope(|scope| {
-        let (done, watch_dir, setup) = (&done, &watch_dir, &options.watch);
+        let (done, watch_dir, setup, tools) = (&done, &watch_dir, &options.watch, &tools);
         scope.spawn(move || {
             watch_loop(
-                setup, first_plan, watch_dir, clock, stop, done, &plan_rx, &round_tx,
+                setup, tools, first_plan, watch_dir, clock, stop, done, &plan_rx, &round_tx,
             );
         });
 
@@ -632,6 +636,7 @@ pub fn run(
         }
 
         done.store(true, Ordering::SeqCst);
+        cancel.store(true, Ordering::SeqCst);
     });
 
     // What was sampled and observed since the last batch is kept for the next start.

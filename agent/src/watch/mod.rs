@@ -401,6 +401,8 @@ impl ToolError {
 pub struct Tools {
     path: Vec<PathBuf>,
     limit: Duration,
+    /// When set, a running tool is stopped at once (the agent is stopping).
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for Tools {
@@ -425,6 +427,7 @@ impl Tools {
         Self {
             path: dirs.into_iter().collect(),
             limit: Duration::from_secs(30),
+            cancel: None,
         }
     }
 
@@ -445,6 +448,19 @@ impl Tools {
     pub fn with_limit(mut self, limit: Duration) -> Self {
         self.limit = limit;
         self
+    }
+
+    /// Tools whose runs stop as soon as `flag` is set (the agent is stopping): the run ends
+    /// like one past its time limit, so nothing waits for a slow `apt-get` on shutdown.
+    pub fn cancelled_by(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Where `name` is installed, if it is. A name with a `/` is taken as a path.
@@ -502,7 +518,7 @@ impl Tools {
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() >= deadline => {
+                Ok(None) if Instant::now() >= deadline || self.cancelled() => {
                     kill_group(child.id());
                     let _ = child.kill();
                     timed_out = true;
@@ -663,6 +679,30 @@ mod tests {
             "the system directories are still searched"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_cancelled_tool_stops_at_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let flag = Arc::new(AtomicBool::new(false));
+        let tools = Tools::default().cancelled_by(flag.clone());
+        let setter = {
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                flag.store(true, Ordering::SeqCst);
+            })
+        };
+        let started = Instant::now();
+        let out = tools.run(&["sh", "-c", "sleep 20"]).expect("runs");
+        setter.join().expect("setter");
+        assert!(out.timed_out && out.code.is_none(), "{out:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
