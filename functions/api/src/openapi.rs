@@ -77,6 +77,7 @@ const INVENTORY_CONDITIONS: [&str; 4] = [
 /// one schema per kind with `kind` as the discriminator. Bounds are the ones
 /// `vigie_domain::checks::Check::validate` enforces; the handler refuses the rest (levels out
 /// of order, duplicate ids) with 422 and the reason.
+#[rustfmt::skip]
 fn rule_schemas(s: &mut Map<String, Value>, id: &Value, family: &Value) {
     let severity = json!({ "enum": ["info", "warning", "critical"] });
     // A subject or list entry: 1 to 256 bytes (as many characters when they are ASCII).
@@ -128,93 +129,66 @@ fn rule_schemas(s: &mut Map<String, Value>, id: &Value, family: &Value) {
           "properties": { "source": { "const": "file" }, "path": item } }
     ] }),
     );
-    // Per kind: its fields, which of them are required, and extra constraints.
-    let threshold_fields = json!({ "metric": { "enum": METRICS }, "subject": subject,
+    // Per kind: its schema's name, its fields, the required ones and which levels it needs.
+    struct Kind {
+        kind: &'static str,
+        name: &'static str,
+        fields: Value,
+        required: &'static [&'static str],
+        any_of: Option<Value>,
+    }
+    let levels = Some(json!([ { "required": ["warning"] }, { "required": ["critical"] } ]));
+    let hours = Some(json!([ { "required": ["warning_h"] }, { "required": ["critical_h"] } ]));
+    let threshold = json!({ "metric": { "enum": METRICS }, "subject": subject,
         "direction": { "enum": ["above", "below"] },
         "warning": maybe_level, "critical": maybe_level,
         "hysteresis": { "type": "number", "minimum": 0 }, "max_gap_s": u32_ });
-    let either_level = json!([ { "required": ["warning"] }, { "required": ["critical"] } ]);
-    let either_hours = json!([ { "required": ["warning_h"] }, { "required": ["critical_h"] } ]);
-    let either = json!([ { "required": ["warning"] }, { "required": ["critical"] } ]);
-    let kinds: Vec<(&str, &str, Value, Vec<&str>, Option<Value>)> = vec![
-        (
-            "threshold",
-            "ThresholdKindRule",
-            threshold_fields.clone(),
-            vec!["metric", "direction"],
-            Some(either_level.clone()),
-        ),
-        (
-            "rate",
-            "RateRule",
-            json!({ "metric": { "enum": &METRICS[..SERIES_METRICS] },
-            "subject": subject, "limit": number,
-            "window_s": { "type": "integer", "minimum": 300, "maximum": 604_800 },
-            "warning_h": maybe_number, "critical_h": maybe_number, "for_s": day_s }),
-            vec!["metric", "limit"],
-            Some(either_hours.clone()),
-        ),
-        (
-            "state",
-            "StateRule",
-            json!({ "finding": { "enum": findings },
-            "states": { "type": "object", "minProperties": 1,
-                "propertyNames": { "minLength": 1, "maxLength": 256 },
-                "additionalProperties": severity },
-            "subjects": { "anyOf": [list, { "type": "null" }] }, "for_s": day_s,
-            "sources": backups }),
-            vec!["finding", "states"],
-            None,
-        ),
-        (
-            "absence",
-            "AbsenceRule",
-            json!({ "subject": subject, "warning_h": maybe_number,
-            "critical_h": maybe_number, "sources": backups }),
-            vec![],
-            Some(either_hours),
-        ),
-        (
-            "expiry",
-            "ExpiryRule",
-            json!({ "subject": subject,
-            "reminders": { "type": "array", "minItems": 1, "maxItems": 8, "items": {
-                "type": "object", "required": ["days", "severity"], "additionalProperties": false,
-                "properties": { "days": { "type": "number", "minimum": 0 }, "severity": severity } } },
-            "targets": { "type": "array", "maxItems": 200,
-                "items": { "$ref": "#/components/schemas/CertificateTarget" } } }),
-            vec!["reminders"],
-            None,
-        ),
-        (
-            "count",
-            "CountRule",
-            json!({ "event": event, "per": { "enum": ["source", "subject"] },
-            "at_least": positive, "window_s": { "type": "integer", "minimum": 1, "maximum": 86_400 },
-            "clear_after_s": positive, "severity": severity, "users": list }),
-            vec!["event", "per", "at_least", "window_s", "clear_after_s"],
-            None,
-        ),
-        (
-            "event",
-            "EventRule",
-            json!({ "events": { "type": "array", "minItems": 1, "items": event },
-            "users": list, "severity": severity, "clear_after_s": positive }),
-            vec!["events", "clear_after_s"],
-            None,
-        ),
-        (
-            "inventory",
-            "InventoryRule",
-            json!({ "condition": { "enum": INVENTORY_CONDITIONS },
-            "warning": maybe_number, "critical": maybe_number }),
-            vec!["condition"],
-            Some(either),
-        ),
+    let kinds = [
+        Kind { kind: "threshold", name: "ThresholdKindRule", fields: threshold.clone(),
+            required: &["metric", "direction"], any_of: levels.clone() },
+        Kind { kind: "rate", name: "RateRule",
+            fields: json!({ "metric": { "enum": &METRICS[..SERIES_METRICS] },
+                "subject": subject, "limit": number,
+                "window_s": { "type": "integer", "minimum": 300, "maximum": 604_800 },
+                "warning_h": maybe_number, "critical_h": maybe_number, "for_s": day_s }),
+            required: &["metric", "limit"], any_of: hours.clone() },
+        Kind { kind: "state", name: "StateRule",
+            fields: json!({ "finding": { "enum": findings },
+                "states": { "type": "object", "minProperties": 1,
+                    "propertyNames": { "minLength": 1, "maxLength": 256 },
+                    "additionalProperties": severity },
+                "subjects": { "anyOf": [list, { "type": "null" }] }, "for_s": day_s,
+                "sources": backups }),
+            required: &["finding", "states"], any_of: None },
+        Kind { kind: "absence", name: "AbsenceRule",
+            fields: json!({ "subject": subject, "warning_h": maybe_number,
+                "critical_h": maybe_number, "sources": backups }),
+            required: &[], any_of: hours },
+        Kind { kind: "expiry", name: "ExpiryRule",
+            fields: json!({ "subject": subject,
+                "reminders": { "type": "array", "minItems": 1, "maxItems": 8, "items": {
+                    "type": "object", "required": ["days", "severity"], "additionalProperties": false,
+                    "properties": { "days": { "type": "number", "minimum": 0 }, "severity": severity } } },
+                "targets": { "type": "array", "maxItems": 200,
+                    "items": { "$ref": "#/components/schemas/CertificateTarget" } } }),
+            required: &["reminders"], any_of: None },
+        Kind { kind: "count", name: "CountRule",
+            fields: json!({ "event": event, "per": { "enum": ["source", "subject"] },
+                "at_least": positive,
+                "window_s": { "type": "integer", "minimum": 1, "maximum": 86_400 },
+                "clear_after_s": positive, "severity": severity, "users": list }),
+            required: &["event", "per", "at_least", "window_s", "clear_after_s"], any_of: None },
+        Kind { kind: "event", name: "EventRule",
+            fields: json!({ "events": { "type": "array", "minItems": 1, "items": event },
+                "users": list, "severity": severity, "clear_after_s": positive }),
+            required: &["events", "clear_after_s"], any_of: None },
+        Kind { kind: "inventory", name: "InventoryRule",
+            fields: json!({ "condition": { "enum": INVENTORY_CONDITIONS },
+                "warning": maybe_number, "critical": maybe_number }),
+            required: &["condition"], any_of: levels.clone() },
     ];
     let rule = |kind: Option<&str>, fields: &Value, required: &[&str], any_of: &Option<Value>| {
-        let mut properties =
-            json!({ "id": id, "family": family, "enabled": { "type": "boolean" } });
+        let mut properties = json!({ "id": id, "family": family, "enabled": { "type": "boolean" } });
         let mut all_required = vec!["id", "family"];
         if let Some(kind) = kind {
             properties["kind"] = json!({ "const": kind });
@@ -231,21 +205,13 @@ fn rule_schemas(s: &mut Map<String, Value>, id: &Value, family: &Value) {
         }
         schema
     };
-    s.insert(
-        "ThresholdRule".into(),
-        rule(
-            None,
-            &threshold_fields,
-            &["metric", "direction"],
-            &Some(either_level),
-        ),
-    );
+    s.insert("ThresholdRule".into(), rule(None, &threshold, &["metric", "direction"], &levels));
     let mut mapping = Map::new();
     let mut one_of = Vec::new();
-    for (kind, name, fields, required, any_of) in &kinds {
-        s.insert((*name).into(), rule(Some(kind), fields, required, any_of));
-        let reference = format!("#/components/schemas/{name}");
-        mapping.insert((*kind).into(), json!(reference));
+    for k in &kinds {
+        s.insert(k.name.into(), rule(Some(k.kind), &k.fields, k.required, &k.any_of));
+        let reference = format!("#/components/schemas/{}", k.name);
+        mapping.insert(k.kind.into(), json!(reference));
         one_of.push(json!({ "$ref": reference }));
     }
     s.insert(
