@@ -103,32 +103,32 @@ fn rule_schemas(s: &mut Map<String, Value>, id: &Value, family: &Value) {
     let maybe_level = json!({ "anyOf": [level, { "type": "null" }] });
     let backups = json!({ "type": "array", "maxItems": 200,
         "items": { "$ref": "#/components/schemas/BackupSource" } });
+    // Only a job's name is checked by the domain (1 to 256 bytes); paths, repositories and
+    // hosts are taken as given (an empty one is refused by nothing yet: documented as is).
     let job = item.clone();
+    let given = json!({ "type": "string" });
     s.insert("BackupSource".into(), json!({ "oneOf": [
         { "type": "object", "required": ["source", "job", "path"], "additionalProperties": false,
-          "properties": { "source": { "const": "status_file" }, "job": job, "path": item } },
+          "properties": { "source": { "const": "status_file" }, "job": job, "path": given } },
         { "type": "object", "required": ["source", "job", "argv"], "additionalProperties": false,
           "properties": { "source": { "const": "command" }, "job": job,
-            "argv": { "type": "array", "items": { "type": "string" } }, "every_s": u32_ } },
+            "argv": { "type": "array", "items": given }, "every_s": u32_ } },
         { "type": "object", "required": ["source", "job", "repository"], "additionalProperties": false,
-          "properties": { "source": { "const": "restic" }, "job": job, "repository": item,
+          "properties": { "source": { "const": "restic" }, "job": job, "repository": given,
             "password_file": { "type": ["string", "null"] } } },
         { "type": "object", "required": ["source", "job", "repository"], "additionalProperties": false,
-          "properties": { "source": { "const": "borg" }, "job": job, "repository": item } },
+          "properties": { "source": { "const": "borg" }, "job": job, "repository": given } },
         { "type": "object", "required": ["source", "job"], "additionalProperties": false,
           "properties": { "source": { "const": "veeam" }, "job": job } }
     ] }));
-    s.insert(
-        "CertificateTarget".into(),
-        json!({ "oneOf": [
+    s.insert("CertificateTarget".into(), json!({ "oneOf": [
         { "type": "object", "required": ["source", "host", "port"], "additionalProperties": false,
-          "properties": { "source": { "const": "endpoint" }, "host": item,
+          "properties": { "source": { "const": "endpoint" }, "host": given,
             "port": { "type": "integer", "minimum": 0, "maximum": 65_535 },
             "sni": { "type": ["string", "null"] } } },
         { "type": "object", "required": ["source", "path"], "additionalProperties": false,
-          "properties": { "source": { "const": "file" }, "path": item } }
-    ] }),
-    );
+          "properties": { "source": { "const": "file" }, "path": given } }
+    ] }));
     // Per kind: its schema's name, its fields, the required ones and which levels it needs.
     struct Kind {
         kind: &'static str,
@@ -214,18 +214,12 @@ fn rule_schemas(s: &mut Map<String, Value>, id: &Value, family: &Value) {
         mapping.insert(k.kind.into(), json!(reference));
         one_of.push(json!({ "$ref": reference }));
     }
-    s.insert(
-        "KindedRule".into(),
-        json!({ "type": "object", "required": ["kind"],
-        "oneOf": one_of, "discriminator": { "propertyName": "kind", "mapping": mapping } }),
-    );
-    s.insert(
-        "Rule".into(),
-        json!({
+    s.insert("KindedRule".into(), json!({ "type": "object", "required": ["kind"],
+        "oneOf": one_of, "discriminator": { "propertyName": "kind", "mapping": mapping } }));
+    s.insert("Rule".into(), json!({
         "description": "A policy rule: a kind-less threshold rule, or a rule naming its kind.",
         "oneOf": [ { "$ref": "#/components/schemas/ThresholdRule" },
-            { "$ref": "#/components/schemas/KindedRule" } ] }),
-    );
+            { "$ref": "#/components/schemas/KindedRule" } ] }));
 }
 
 /// Every schema a route names.
