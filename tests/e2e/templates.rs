@@ -438,3 +438,106 @@ async fn a_template_applied_through_the_api_raises_alerts_whose_detail_the_api_s
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_of_one_scope_at_once_both_land_and_a_stale_one_is_refused() {
+    let own = local_issuer();
+    let stack = api_stack("tpl-race", &own).await;
+    let p = placement("msp-alpha", "acme", "hq");
+    stack.seed(&p).await;
+    let store = stack.ports.policies();
+    let scope = vigie_domain::policy::Scope::Tenant;
+
+    // The store: a replace made on a stale read is refused, and the newer write stays.
+    let empty = vigie_domain::policy::Policy {
+        scope: scope.clone(),
+        rules: vec![],
+    };
+    assert!(
+        store
+            .replace(&p.tenant, None, &empty, now_ms())
+            .await
+            .expect("first")
+    );
+    assert!(
+        !store
+            .replace(&p.tenant, None, &empty, now_ms())
+            .await
+            .expect("absent no more"),
+        "a write expecting no policy must not overwrite one"
+    );
+    let read = store
+        .get(&p.tenant, &scope)
+        .await
+        .expect("read")
+        .expect("stored");
+    let newer = vigie_domain::policy::Policy {
+        scope: scope.clone(),
+        rules: vigie_domain::templates::template("malware")
+            .expect("t")
+            .rules,
+    };
+    assert!(
+        store
+            .replace(&p.tenant, Some(&read), &newer, now_ms())
+            .await
+            .expect("newer")
+    );
+    assert!(
+        !store
+            .replace(&p.tenant, Some(&read), &empty, now_ms())
+            .await
+            .expect("stale")
+    );
+    let now = store
+        .get(&p.tenant, &scope)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(now.policy, newer);
+
+    // The API: five templates applied at once at the same scope all end up in its policy.
+    let admin = mint(&own, Role::MspAdmin, Some(&p.tenant), None);
+    let names = [
+        "resources",
+        "updates",
+        "accounts",
+        "intrusion",
+        "overheating",
+    ];
+    let answers = futures_join(names.map(|name| {
+        let (stack, admin) = (&stack, admin.clone());
+        async move {
+            as_user(
+                stack,
+                &admin,
+                "POST",
+                &format!("/v1/policies/tenant/templates/{name}"),
+                Value::Null,
+            )
+            .await
+        }
+    }))
+    .await;
+    for a in &answers {
+        assert_eq!(a.status, 200, "{:?}", a.json);
+    }
+    let stored = store
+        .get(&p.tenant, &scope)
+        .await
+        .expect("read")
+        .expect("stored");
+    let expected: usize = ["malware"]
+        .iter()
+        .chain(names.iter())
+        .map(|n| vigie_domain::templates::template(n).expect("t").rules.len())
+        .sum();
+    assert_eq!(stored.policy.rules.len(), expected, "{:?}", stored.policy);
+}
+
+/// Runs the futures concurrently and answers their outputs in order.
+async fn futures_join<F: std::future::Future>(futures: [F; 5]) -> Vec<F::Output> {
+    let [a, b, c, d, e] = futures;
+    let (a, b, c, d, e) = tokio::join!(a, b, c, d, e);
+    vec![a, b, c, d, e]
+}
