@@ -12,5 +12,6 @@ mod pipeline;
 mod provision;
 mod silence;
 mod stack;
+mod templates;
 mod usage;
 mod windows;

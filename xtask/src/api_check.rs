@@ -196,6 +196,7 @@ pub async fn start_seeded(endpoint: &str, prefix: &str) -> anyhow::Result<ApiSta
         ("channel_id", CHANNEL.to_owned()),
         ("alert_id", alert_id),
         ("scope", client_scope.key()),
+        ("template_id", "certificate-expiry".to_owned()),
     ]);
     Ok(ApiStack {
         ports,

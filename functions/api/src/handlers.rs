@@ -892,6 +892,10 @@ pub(crate) async fn handle<K: Clock>(
         | Operation::GetWindow
         | Operation::DeleteWindow
         | Operation::WindowOccurrences => windows(api, context, matched, &p, request, now).await,
+        Operation::ListTemplates
+        | Operation::GetTemplate
+        | Operation::ApplyTemplate
+        | Operation::RemoveTemplate => templates(api, context, matched, &p, request, now).await,
         Operation::EffectivePolicy => {
             let device = visible_device(api, context, &p).await?;
             let policies = ports.policies().policies(context.tenant()?).await?;
@@ -1617,6 +1621,131 @@ async fn windows<K: Clock>(
         }
         _ => Err(ApiError::NotFound { what: "route" }),
     }
+}
+
+/// Built-in policy templates ([`vigie_domain::templates`]): listed with their defaults, and
+/// applied to (or removed from) the policy at a scope. Applying merges the template's rules
+/// into the scope's policy (creating it if there is none): its earlier rules, of any version
+/// and overrides, are replaced and every other rule stays, so applying twice changes nothing.
+/// The policy is replaced conditionally on what was read, so two edits of one scope at once
+/// both land (the loser reads again). A caller limited to some client companies reaches only
+/// the scopes of those companies, as for maintenance windows.
+async fn templates<K: Clock>(
+    api: &Api<K>,
+    context: &Context,
+    matched: &Matched,
+    p: &Params<'_>,
+    request: &HttpRequest,
+    now: i64,
+) -> Result<HttpResponse, ApiError> {
+    use vigie_domain::templates::{Overrides, Template, builtin, template};
+    let ok = |value: Value| Ok(HttpResponse::json(matched.route.success, &value));
+    // Template ids are the platform's, the same in every tenant.
+    let chosen = || -> Result<Template, ApiError> {
+        template(p.path_str("template_id")?).map_err(|_| ApiError::NotFound {
+            what: "policy template",
+        })
+    };
+    let operation = matched.route.operation;
+    match operation {
+        Operation::ListTemplates => page(builtin(), |t| t.id.clone(), views::template, p),
+        Operation::GetTemplate => ok(views::template(&chosen()?)),
+        Operation::ApplyTemplate | Operation::RemoveTemplate => {
+            #[derive(Deserialize, Default)]
+            #[serde(deny_unknown_fields)]
+            struct TemplateApplication {
+                #[serde(default)]
+                overrides: Overrides,
+            }
+            let tenant = context.tenant()?;
+            let scope = p.scope()?;
+            if !window_visible(api, context, &scope, true).await? {
+                return Err(ApiError::NotFound {
+                    what: "policy scope",
+                });
+            }
+            check_scope_exists(api, tenant, &scope).await?;
+            let chosen = chosen()?;
+            let body = if operation == Operation::ApplyTemplate && !request.body.is_empty() {
+                json_body::<TemplateApplication>(request)?
+            } else {
+                TemplateApplication::default()
+            };
+            // Instantiating first: bad overrides are refused before anything is read.
+            let instantiated = chosen
+                .instantiate(&body.overrides)
+                .map_err(template_refused)?;
+            let store = api.ports.policies();
+            for _ in 0..5 {
+                let read = store.get(tenant, &scope).await?;
+                let existing = read.as_ref().map_or(&[][..], |r| &r.policy.rules[..]);
+                let rules: Vec<_> = if operation == Operation::ApplyTemplate {
+                    existing
+                        .iter()
+                        .filter(|r| !chosen.owns(&r.id))
+                        .cloned()
+                        .chain(instantiated.iter().cloned())
+                        .collect()
+                } else {
+                    let kept: Vec<_> = existing
+                        .iter()
+                        .filter(|r| !chosen.owns(&r.id))
+                        .cloned()
+                        .collect();
+                    if kept.len() == existing.len() {
+                        return Err(ApiError::NotFound {
+                            what: "template at this scope",
+                        });
+                    }
+                    kept
+                };
+                let policy = Policy {
+                    scope: scope.clone(),
+                    rules,
+                };
+                policy
+                    .validate()
+                    .map_err(|e| ApiError::invalid("bad_policy", e.to_string()))?;
+                if read.as_ref().is_some_and(|r| r.policy == policy) {
+                    // Applied already, exactly so: nothing to write.
+                } else if !store.replace(tenant, read.as_ref(), &policy, now).await? {
+                    continue;
+                }
+                let mut view = views::policy(&policy);
+                if operation == Operation::ApplyTemplate {
+                    audit(context, "policy.template.apply", &scope.key());
+                    view["applied"] = json!({ "template": chosen.id, "version": chosen.version });
+                } else {
+                    audit(context, "policy.template.remove", &scope.key());
+                    let removed = existing.len() - policy.rules.len();
+                    view["removed"] = json!({ "template": chosen.id, "rules": removed });
+                }
+                return ok(view);
+            }
+            Err(ApiError::Conflict {
+                code: "busy",
+                message: "the policy kept changing; retry".into(),
+            })
+        }
+        _ => Err(ApiError::NotFound { what: "route" }),
+    }
+}
+
+/// A template that cannot be applied as asked: a stable code and the reason.
+fn template_refused(e: vigie_domain::templates::TemplateError) -> ApiError {
+    use vigie_domain::templates::TemplateError as T;
+    let code = match &e {
+        T::UnknownTemplate(_) => {
+            return ApiError::NotFound {
+                what: "policy template",
+            };
+        }
+        T::UnknownRule { .. } => "unknown_template_rule",
+        T::Fixed { .. } => "fixed_template_field",
+        T::Malformed { .. } => "bad_override",
+        T::Invalid(_) => "bad_policy",
+    };
+    ApiError::invalid(code, e.to_string())
 }
 
 /// The stable error code of an invalid window.

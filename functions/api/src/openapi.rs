@@ -37,8 +37,9 @@ fn tags_schema() -> Value {
     })
 }
 
-/// `vigie_domain::policy::Metric` on the wire.
-const METRICS: [&str; 9] = [
+/// `vigie_domain::policy::Metric` on the wire: the metric series first (the ones a rate rule
+/// can measure), then the values read from findings.
+const METRICS: [&str; 19] = [
     "cpu_total_pct",
     "cpu_iowait_pct",
     "memory_used_pct",
@@ -48,7 +49,178 @@ const METRICS: [&str; 9] = [
     "disk_busy_pct",
     "network_utilisation_pct",
     "temperature_celsius",
+    "backup_age_h",
+    "certificate_days_left",
+    "updates_pending",
+    "updates_security_pending",
+    "updates_security_pending_days",
+    "updates_manual_pending",
+    "antivirus_signature_age_h",
+    "smart_reallocated_sectors",
+    "smart_pending_sectors",
+    "account_password_age_days",
 ];
+
+/// How many of [`METRICS`] are series (the rest are read from findings).
+const SERIES_METRICS: usize = 9;
+
+/// `vigie_domain::checks::InventoryCondition` on the wire.
+const INVENTORY_CONDITIONS: [&str; 4] = [
+    "security_pending_days",
+    "security_pending",
+    "manual_pending",
+    "reboot_required_days",
+];
+
+/// The rule schemas: `Rule` is the kind-less threshold form (how policies were written before
+/// kinds existed, and how threshold rules are still written back) or a rule naming its `kind`,
+/// one schema per kind with `kind` as the discriminator. Bounds are the ones
+/// `vigie_domain::checks::Check::validate` enforces; the handler refuses the rest (levels out
+/// of order, duplicate ids) with 422 and the reason.
+#[rustfmt::skip]
+fn rule_schemas(s: &mut Map<String, Value>, id: &Value, family: &Value) {
+    let severity = json!({ "enum": ["info", "warning", "critical"] });
+    // A subject or list entry: 1 to 256 bytes (as many characters when they are ASCII).
+    let item = json!({ "type": "string", "minLength": 1, "maxLength": 256 });
+    let subject = json!({ "type": ["string", "null"], "minLength": 1, "maxLength": 256 });
+    let list = json!({ "type": "array", "maxItems": 200, "items": item });
+    let day_s = json!({ "type": "integer", "minimum": 0, "maximum": 86_400 });
+    let u32_ = json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX });
+    let positive = json!({ "type": "integer", "minimum": 1, "maximum": u32::MAX });
+    let number = json!({ "type": "number" });
+    let maybe_number = json!({ "type": ["number", "null"] });
+    let findings: Vec<&str> = vigie_domain::telemetry::FindingKind::ALL
+        .iter()
+        .map(|f| f.as_str())
+        .collect();
+    let events: Vec<&str> = vigie_domain::telemetry::EventKind::ALL
+        .iter()
+        .map(|e| e.as_str())
+        .collect();
+    let event = json!({ "enum": events });
+    let level = json!({ "type": "object", "required": ["threshold"], "additionalProperties": false,
+        "properties": { "threshold": number, "for_s": day_s } });
+    let maybe_level = json!({ "anyOf": [level, { "type": "null" }] });
+    let backups = json!({ "type": "array", "maxItems": 200,
+        "items": { "$ref": "#/components/schemas/BackupSource" } });
+    // Only a job's name is checked by the domain (1 to 256 bytes); paths, repositories and
+    // hosts are taken as given (an empty one is refused by nothing yet: documented as is).
+    let job = item.clone();
+    let given = json!({ "type": "string" });
+    s.insert("BackupSource".into(), json!({ "oneOf": [
+        { "type": "object", "required": ["source", "job", "path"], "additionalProperties": false,
+          "properties": { "source": { "const": "status_file" }, "job": job, "path": given } },
+        { "type": "object", "required": ["source", "job", "argv"], "additionalProperties": false,
+          "properties": { "source": { "const": "command" }, "job": job,
+            "argv": { "type": "array", "items": given }, "every_s": u32_ } },
+        { "type": "object", "required": ["source", "job", "repository"], "additionalProperties": false,
+          "properties": { "source": { "const": "restic" }, "job": job, "repository": given,
+            "password_file": { "type": ["string", "null"] } } },
+        { "type": "object", "required": ["source", "job", "repository"], "additionalProperties": false,
+          "properties": { "source": { "const": "borg" }, "job": job, "repository": given } },
+        { "type": "object", "required": ["source", "job"], "additionalProperties": false,
+          "properties": { "source": { "const": "veeam" }, "job": job } }
+    ] }));
+    s.insert("CertificateTarget".into(), json!({ "oneOf": [
+        { "type": "object", "required": ["source", "host", "port"], "additionalProperties": false,
+          "properties": { "source": { "const": "endpoint" }, "host": given,
+            "port": { "type": "integer", "minimum": 0, "maximum": 65_535 },
+            "sni": { "type": ["string", "null"] } } },
+        { "type": "object", "required": ["source", "path"], "additionalProperties": false,
+          "properties": { "source": { "const": "file" }, "path": given } }
+    ] }));
+    // Per kind: its schema's name, its fields, the required ones and which levels it needs.
+    struct Kind {
+        kind: &'static str,
+        name: &'static str,
+        fields: Value,
+        required: &'static [&'static str],
+        any_of: Option<Value>,
+    }
+    let levels = Some(json!([ { "required": ["warning"] }, { "required": ["critical"] } ]));
+    let hours = Some(json!([ { "required": ["warning_h"] }, { "required": ["critical_h"] } ]));
+    let threshold = json!({ "metric": { "enum": METRICS }, "subject": subject,
+        "direction": { "enum": ["above", "below"] },
+        "warning": maybe_level, "critical": maybe_level,
+        "hysteresis": { "type": "number", "minimum": 0 }, "max_gap_s": u32_ });
+    let kinds = [
+        Kind { kind: "threshold", name: "ThresholdKindRule", fields: threshold.clone(),
+            required: &["metric", "direction"], any_of: levels.clone() },
+        Kind { kind: "rate", name: "RateRule",
+            fields: json!({ "metric": { "enum": &METRICS[..SERIES_METRICS] },
+                "subject": subject, "limit": number,
+                "window_s": { "type": "integer", "minimum": 300, "maximum": 604_800 },
+                "warning_h": maybe_number, "critical_h": maybe_number, "for_s": day_s }),
+            required: &["metric", "limit"], any_of: hours.clone() },
+        Kind { kind: "state", name: "StateRule",
+            fields: json!({ "finding": { "enum": findings },
+                "states": { "type": "object", "minProperties": 1,
+                    "propertyNames": { "minLength": 1, "maxLength": 256 },
+                    "additionalProperties": severity },
+                "subjects": { "anyOf": [list, { "type": "null" }] }, "for_s": day_s,
+                "sources": backups }),
+            required: &["finding", "states"], any_of: None },
+        Kind { kind: "absence", name: "AbsenceRule",
+            fields: json!({ "subject": subject, "warning_h": maybe_number,
+                "critical_h": maybe_number, "sources": backups }),
+            required: &[], any_of: hours },
+        Kind { kind: "expiry", name: "ExpiryRule",
+            fields: json!({ "subject": subject,
+                "reminders": { "type": "array", "minItems": 1, "maxItems": 8, "items": {
+                    "type": "object", "required": ["days", "severity"], "additionalProperties": false,
+                    "properties": { "days": { "type": "number", "minimum": 0 }, "severity": severity } } },
+                "targets": { "type": "array", "maxItems": 200,
+                    "items": { "$ref": "#/components/schemas/CertificateTarget" } } }),
+            required: &["reminders"], any_of: None },
+        Kind { kind: "count", name: "CountRule",
+            fields: json!({ "event": event, "per": { "enum": ["source", "subject"] },
+                "at_least": positive,
+                "window_s": { "type": "integer", "minimum": 1, "maximum": 86_400 },
+                "clear_after_s": positive, "severity": severity, "users": list }),
+            required: &["event", "per", "at_least", "window_s", "clear_after_s"], any_of: None },
+        Kind { kind: "event", name: "EventRule",
+            fields: json!({ "events": { "type": "array", "minItems": 1, "items": event },
+                "users": list, "severity": severity, "clear_after_s": positive }),
+            required: &["events", "clear_after_s"], any_of: None },
+        Kind { kind: "inventory", name: "InventoryRule",
+            fields: json!({ "condition": { "enum": INVENTORY_CONDITIONS },
+                "warning": maybe_number, "critical": maybe_number }),
+            required: &["condition"], any_of: levels.clone() },
+    ];
+    let rule = |kind: Option<&str>, fields: &Value, required: &[&str], any_of: &Option<Value>| {
+        let mut properties = json!({ "id": id, "family": family, "enabled": { "type": "boolean" } });
+        let mut all_required = vec!["id", "family"];
+        if let Some(kind) = kind {
+            properties["kind"] = json!({ "const": kind });
+            all_required.push("kind");
+        }
+        for (k, v) in fields.as_object().into_iter().flatten() {
+            properties[k] = v.clone();
+        }
+        all_required.extend(required);
+        let mut schema = json!({ "type": "object", "required": all_required,
+            "additionalProperties": false, "properties": properties });
+        if let Some(any_of) = any_of {
+            schema["anyOf"] = any_of.clone();
+        }
+        schema
+    };
+    s.insert("ThresholdRule".into(), rule(None, &threshold, &["metric", "direction"], &levels));
+    let mut mapping = Map::new();
+    let mut one_of = Vec::new();
+    for k in &kinds {
+        s.insert(k.name.into(), rule(Some(k.kind), &k.fields, k.required, &k.any_of));
+        let reference = format!("#/components/schemas/{}", k.name);
+        mapping.insert(k.kind.into(), json!(reference));
+        one_of.push(json!({ "$ref": reference }));
+    }
+    s.insert("KindedRule".into(), json!({ "type": "object", "required": ["kind"],
+        "oneOf": one_of, "discriminator": { "propertyName": "kind", "mapping": mapping } }));
+    s.insert("Rule".into(), json!({
+        "description": "A policy rule: a kind-less threshold rule, or a rule naming its kind.",
+        "oneOf": [ { "$ref": "#/components/schemas/ThresholdRule" },
+            { "$ref": "#/components/schemas/KindedRule" } ] }));
+}
 
 /// Every schema a route names.
 #[rustfmt::skip]
@@ -248,7 +420,8 @@ fn schemas() -> Map<String, Value> {
                 "device_id", "family", "opened_ms", "acknowledged", "assignee", "assigned",
                 "resolved_by_hand", "comments"],
             "properties": {
-                "alert_id": text, "status": { "enum": ["open", "acknowledged", "resolved"] },
+                "alert_id": text,
+                "status": { "enum": ["open", "acknowledged", "resolved", "suppressed"] },
                 "severity": { "enum": ["info", "warning", "critical"] },
                 "sev": { "enum": [1, 2, 3] },
                 "suppressed_children": { "type": "object", "required": ["count", "alerts"],
@@ -256,6 +429,7 @@ fn schemas() -> Map<String, Value> {
                 "tenant_id": id, "client_id": id, "site_id": id, "device_id": text,
                 "device_name": text, "rule_id": text, "family": text, "subject": text,
                 "metric": text, "value": { "type": "number" }, "threshold": { "type": "number" },
+                "detail": { "type": ["string", "null"] },
                 "opened_ms": ms, "updated_ms": ms, "resolved_ms": { "type": ["integer", "null"] },
                 "acknowledged": stamp, "assignee": { "type": ["string", "null"] },
                 "assigned": stamp, "resolved_by_hand": stamp,
@@ -277,21 +451,9 @@ fn schemas() -> Map<String, Value> {
             "properties": { "text": name_schema(4000) }
         }),
     );
-    // A rule as `vigie_domain::policy::Rule` reads it (its threshold flattened in); the
-    // handler also refuses duplicate ids and a critical level short of the warning one.
-    let level = json!({ "type": "object", "required": ["threshold"], "additionalProperties": false,
-        "properties": { "threshold": { "type": "number" },
-            "for_s": { "type": "integer", "minimum": 0, "maximum": 86_400 } } });
-    let rules = json!({ "type": "array", "maxItems": 200, "items": { "type": "object",
-        "required": ["id", "family", "metric", "direction"], "additionalProperties": false,
-        "anyOf": [ { "required": ["warning"] }, { "required": ["critical"] } ],
-        "properties": { "id": id, "family": family, "metric": { "enum": METRICS },
-            "subject": { "type": ["string", "null"] }, "direction": { "enum": ["above", "below"] },
-            "warning": { "anyOf": [level, { "type": "null" }] },
-            "critical": { "anyOf": [level, { "type": "null" }] },
-            "hysteresis": { "type": "number", "minimum": 0 },
-            "max_gap_s": { "type": "integer", "minimum": 0, "maximum": u32::MAX },
-            "enabled": { "type": "boolean" } } } });
+    rule_schemas(&mut s, &id, &family);
+    let rules = json!({ "type": "array", "maxItems": 200,
+        "items": { "$ref": "#/components/schemas/Rule" } });
     s.insert(
         "Policy".into(),
         json!({
@@ -307,6 +469,31 @@ fn schemas() -> Map<String, Value> {
         }),
     );
     s.insert("PolicyPage".into(), page_of("Policy"));
+    s.insert("Template".into(), json!({
+        "type": "object",
+        "required": ["template_id", "version", "family", "title", "description", "rules"],
+        "properties": { "template_id": id, "version": { "type": "integer", "minimum": 1 },
+            "family": family, "title": text, "description": text, "rules": rules }
+    }));
+    s.insert("TemplatePage".into(), page_of("Template"));
+    // Per rule (its short name, `disk`, or full id): fields merged over the rule's defaults.
+    s.insert("TemplateApplication".into(), json!({
+        "type": "object", "additionalProperties": false,
+        "properties": { "overrides": { "type": "object",
+            "additionalProperties": { "type": "object" } } }
+    }));
+    let template_ref = json!({ "type": "object", "required": ["template", "version"],
+        "properties": { "template": id, "version": { "type": "integer", "minimum": 1 } } });
+    s.insert("AppliedTemplate".into(), json!({
+        "allOf": [ { "$ref": "#/components/schemas/Policy" },
+            { "type": "object", "required": ["applied"], "properties": { "applied": template_ref } } ]
+    }));
+    s.insert("RemovedTemplate".into(), json!({
+        "allOf": [ { "$ref": "#/components/schemas/Policy" },
+            { "type": "object", "required": ["removed"], "properties": { "removed": {
+                "type": "object", "required": ["template", "rules"],
+                "properties": { "template": id, "rules": { "type": "integer", "minimum": 1 } } } } } ]
+    }));
     // Maintenance windows as `vigie_calendar::MaintenanceWindow` reads them; the handler
     // validates the rest (zone, dates, durations) with stable error codes.
     let weekday = json!({ "enum": ["monday", "tuesday", "wednesday", "thursday", "friday",
@@ -371,7 +558,7 @@ fn schemas() -> Map<String, Value> {
             "type": "object", "required": ["device_id", "rules"],
             "properties": { "device_id": text, "rules": { "type": "array", "items": {
                 "type": "object", "required": ["rule", "from"],
-                "properties": { "rule": { "type": "object" }, "from": text } } } }
+                "properties": { "rule": { "$ref": "#/components/schemas/Rule" }, "from": text } } } }
         }),
     );
     let count = json!({ "type": "integer", "minimum": 0 });
@@ -489,6 +676,9 @@ fn error_response(description: &str) -> Value {
         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
 }
 
+/// Request bodies a route may omit (applying a template without overrides).
+const OPTIONAL_BODIES: &[&str] = &["TemplateApplication"];
+
 /// The query filters a summary names: `… (filters: a, b, c)` or `… (a=…; b=…)`.
 fn filters(summary: &str) -> Vec<&str> {
     let Some(inner) = summary
@@ -558,7 +748,7 @@ pub fn document() -> Value {
             "responses": responses,
         });
         if let Some(request) = route.request {
-            operation["requestBody"] = json!({ "required": true,
+            operation["requestBody"] = json!({ "required": !OPTIONAL_BODIES.contains(&request),
                 "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{request}") } } } });
         }
         let entry = paths
@@ -602,11 +792,94 @@ mod tests {
 
     #[test]
     fn the_documented_metrics_are_the_domains() {
+        use vigie_domain::policy::Metric;
+        let mut parsed = Vec::new();
         for name in METRICS {
-            let parsed: Result<vigie_domain::policy::Metric, _> =
-                serde_json::from_value(json!(name));
-            assert_eq!(parsed.map(|m| m.as_str()).ok(), Some(name));
+            let metric: Metric = serde_json::from_value(json!(name)).expect(name);
+            assert_eq!(metric.as_str(), name);
+            parsed.push(metric);
         }
+        // Exhaustive: a metric added to the domain fails to compile here until it is listed.
+        let listed = |m: Metric| match m {
+            Metric::CpuTotalPct
+            | Metric::CpuIowaitPct
+            | Metric::MemoryUsedPct
+            | Metric::Load1
+            | Metric::FilesystemUsedPct
+            | Metric::FilesystemInodesUsedPct
+            | Metric::DiskBusyPct
+            | Metric::NetworkUtilisationPct
+            | Metric::TemperatureCelsius
+            | Metric::BackupAgeH
+            | Metric::CertificateDaysLeft
+            | Metric::UpdatesPending
+            | Metric::UpdatesSecurityPending
+            | Metric::UpdatesSecurityPendingDays
+            | Metric::UpdatesManualPending
+            | Metric::AntivirusSignatureAgeH
+            | Metric::SmartReallocatedSectors
+            | Metric::SmartPendingSectors
+            | Metric::AccountPasswordAgeDays => parsed.contains(&m),
+        };
+        assert!(parsed.iter().all(|m| listed(*m)));
+        // The series come first: exactly the metrics a rate rule accepts.
+        for (i, m) in parsed.iter().enumerate() {
+            assert_eq!(m.finding_kind().is_none(), i < SERIES_METRICS, "{m:?}");
+        }
+        for name in INVENTORY_CONDITIONS {
+            let c: Result<vigie_domain::checks::InventoryCondition, _> =
+                serde_json::from_value(json!(name));
+            assert!(c.is_ok(), "{name}");
+        }
+    }
+
+    /// Every built-in template's rules, as the API writes them, use only documented fields
+    /// of their kind's schema and carry its required ones.
+    #[test]
+    fn template_rules_fit_their_kinds_schema() {
+        let schemas = schemas();
+        let mut kinds_seen = std::collections::BTreeSet::new();
+        for t in vigie_domain::templates::builtin() {
+            for rule in &t.rules {
+                let value = serde_json::to_value(rule).expect("json");
+                let kind = value["kind"].as_str().unwrap_or("threshold");
+                kinds_seen.insert(kind.to_owned());
+                let name = match value["kind"].as_str() {
+                    None => "ThresholdRule".to_owned(),
+                    Some(k) => {
+                        let reference = &schemas["KindedRule"]["discriminator"]["mapping"][k];
+                        reference
+                            .as_str()
+                            .and_then(|r| r.rsplit('/').next())
+                            .expect("mapped kind")
+                            .to_owned()
+                    }
+                };
+                let schema = &schemas[&name];
+                let properties = schema["properties"].as_object().expect("properties");
+                for key in value.as_object().expect("object").keys() {
+                    assert!(
+                        properties.contains_key(key),
+                        "{}: {key} not in {name}",
+                        rule.id
+                    );
+                }
+                for key in schema["required"].as_array().expect("required") {
+                    let key = key.as_str().expect("name");
+                    assert!(value.get(key).is_some(), "{}: {key} missing", rule.id);
+                }
+            }
+        }
+        // The discriminator maps every kind the domain knows.
+        let mapping = schemas["KindedRule"]["discriminator"]["mapping"]
+            .as_object()
+            .expect("mapping");
+        let mut kinds: Vec<&str> = mapping.keys().map(String::as_str).collect();
+        kinds.sort_unstable();
+        let mut domain = vigie_domain::checks::Check::KINDS.to_vec();
+        domain.sort_unstable();
+        assert_eq!(kinds, domain);
+        assert!(kinds_seen.len() >= 7, "{kinds_seen:?}");
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub enum Operation {
     GetWindow,
     DeleteWindow,
     WindowOccurrences,
+    ListTemplates,
+    GetTemplate,
+    ApplyTemplate,
+    RemoveTemplate,
 }
 
 /// Where the objects of an operation live.
@@ -205,6 +209,10 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/maintenance-windows/{window_id}", Operation::GetWindow, Realm::Tenant, READERS, "A maintenance window", 200, None, "Window"),
     route("DELETE", "/v1/maintenance-windows/{window_id}", Operation::DeleteWindow, Realm::Tenant, RESPONDERS, "Remove a maintenance window", 200, None, "Window"),
     route("GET", "/v1/maintenance-windows/{window_id}/occurrences", Operation::WindowOccurrences, Realm::Tenant, READERS, "When a window runs, in UTC and in its local time, over Unix ms from and to (from=…; to=…; limit=…)", 200, None, "WindowOccurrences"),
+    route("GET", "/v1/policy-templates", Operation::ListTemplates, Realm::Tenant, RESPONDERS, "List the built-in policy templates with their rules' defaults", 200, None, "TemplatePage"),
+    route("GET", "/v1/policy-templates/{template_id}", Operation::GetTemplate, Realm::Tenant, RESPONDERS, "A built-in policy template with its rules' defaults", 200, None, "Template"),
+    route("POST", "/v1/policies/{scope}/templates/{template_id}", Operation::ApplyTemplate, Realm::Tenant, RESPONDERS, "Apply a template at a scope (again: replaces only its own rules), with optional per-rule overrides", 200, Some("TemplateApplication"), "AppliedTemplate"),
+    route("DELETE", "/v1/policies/{scope}/templates/{template_id}", Operation::RemoveTemplate, Realm::Tenant, RESPONDERS, "Remove a template's rules from the policy at a scope", 200, None, "RemovedTemplate"),
     route("GET", "/v1/alert-history", Operation::AlertHistory, Realm::Tenant, READERS, "Alert episodes opened in a time window, newest last (filters: since_ms, until_ms, status, severity, client_id, site_id, family)", 200, None, "AlertPage"),
 ];
 

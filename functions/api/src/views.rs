@@ -202,6 +202,19 @@ pub fn policy(p: &vigie_domain::policy::Policy) -> Value {
     json!({ "scope": p.scope.key(), "rules": p.rules })
 }
 
+/// A built-in template: what it is for and its rules with their defaults (the rules as a
+/// policy holds them, so an MSP sees exactly what applying it writes).
+pub fn template(t: &vigie_domain::templates::Template) -> Value {
+    json!({
+        "template_id": t.id,
+        "version": t.version,
+        "family": t.family,
+        "title": t.title,
+        "description": t.description,
+        "rules": t.rules,
+    })
+}
+
 pub fn effective_policy(d: &Device, e: &vigie_domain::policy::EffectivePolicy) -> Value {
     let rules: Vec<Value> = e
         .rules

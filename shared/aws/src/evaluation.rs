@@ -135,6 +135,8 @@ fn alert_record(e: &AlertEvent) -> serde_json::Value {
         "resolved_ms": (e.kind == AlertEventKind::Resolved).then_some(e.at_ms),
         "last_event_id": e.event_id,
         "maintenance": e.maintenance,
+        // What happened in words ("nginx is failed (systemd: dead)"), as of this event.
+        "detail": e.detail,
     })
 }
 
