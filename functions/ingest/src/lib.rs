@@ -536,7 +536,7 @@ mod tests {
     #[tokio::test]
     async fn collector_statuses_are_kept_on_the_device_and_merged() {
         let mem = Memory::default();
-        let ingest = Ingest::new(&mem, &mem, &mem, ManualClock::at(NOW));
+        let ingest = Ingest::new(&mem, &mem, &mem, &mem, ManualClock::at(NOW));
         let (device, key) = enrolled(&mem, &ingest).await;
         let first = serde_json::json!([
             {"collector": "smart", "state": "missing_tool", "detail": "smartctl is not installed", "at_ms": NOW - 2000},
