@@ -285,9 +285,7 @@ impl Watcher for AccountsWatcher {
         let mut now = inventory(&passwd, &groups, shadow.as_ref(), uid_min, today);
 
         let state_path = ctx.state_dir.join(STATE_FILE);
-        let saved: Option<Inventory> = fs::read(&state_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let saved: Option<Inventory> = super::read_state(ctx.state_dir, STATE_FILE);
         if shadow.is_none() {
             // Keep what was known of password dates rather than forget them.
             if let Some(saved) = &saved {
@@ -328,10 +326,7 @@ impl Watcher for AccountsWatcher {
             accounts: now,
             sent_ms: ctx.now_ms,
         };
-        let saved = fs::create_dir_all(ctx.state_dir).and_then(|()| {
-            let bytes = serde_json::to_vec(&inventory).map_err(io::Error::other)?;
-            crate::state::write_atomically(&state_path, &bytes)
-        });
+        let saved = super::save_state(ctx.state_dir, STATE_FILE, &inventory);
         if let Err(e) = saved {
             return RunStatus::with(
                 CollectorState::Error,

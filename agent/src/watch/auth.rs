@@ -64,9 +64,7 @@ impl Watcher for AuthWatcher {
 
     fn run(&mut self, ctx: &WatchContext<'_>, out: &mut Observations) -> RunStatus {
         let state_path = ctx.state_dir.join(STATE_FILE);
-        let saved: Option<AuthState> = fs::read(&state_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let saved: Option<AuthState> = super::read_state(ctx.state_dir, STATE_FILE);
         let first_run = saved.is_none();
         let mut state = saved.unwrap_or_default();
 
@@ -108,7 +106,7 @@ impl Watcher for AuthWatcher {
             out.events.extend(events);
             out.events.append(&mut fresh);
         }
-        if let Err(e) = save(ctx.state_dir, &state_path, &state) {
+        if let Err(e) = super::save_state(ctx.state_dir, STATE_FILE, &state) {
             status = RunStatus::with(
                 CollectorState::Error,
                 format!(
@@ -138,12 +136,6 @@ struct KnownLogin {
     user: String,
     source: String,
     last_ms: i64,
-}
-
-fn save(dir: &Path, path: &Path, state: &impl Serialize) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
-    let bytes = serde_json::to_vec(state).map_err(io::Error::other)?;
-    crate::state::write_atomically(path, &bytes)
 }
 
 fn read_file_source(path: &Path, state: &mut AuthState, first_run: bool) -> io::Result<String> {

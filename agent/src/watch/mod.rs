@@ -282,12 +282,17 @@ pub fn shorten(text: &str, max: usize) -> String {
     }
 }
 
-/// Reads a small JSON state file of a watcher; absent or unreadable means "nothing known".
-pub fn load_state<T: serde::de::DeserializeOwned + Default>(dir: &Path, name: &str) -> T {
+/// Reads a small JSON state file of a watcher; `None` when absent or unreadable (a first run,
+/// for watchers that learn before they report).
+pub fn read_state<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Option<T> {
     std::fs::read(dir.join(name))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+}
+
+/// [`read_state`], with "nothing known" as the default.
+pub fn load_state<T: serde::de::DeserializeOwned + Default>(dir: &Path, name: &str) -> T {
+    read_state(dir, name).unwrap_or_default()
 }
 
 /// Writes a watcher's state file atomically (a crash leaves the old one or the new one).

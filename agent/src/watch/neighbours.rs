@@ -106,9 +106,7 @@ impl Watcher for NeighboursWatcher {
         }
 
         let state_path = ctx.state_dir.join(STATE_FILE);
-        let saved: Option<Vec<Known>> = fs::read(&state_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let saved: Option<Vec<Known>> = super::read_state(ctx.state_dir, STATE_FILE);
         let first_run = saved.is_none();
         let mut known = saved.unwrap_or_default();
         let fresh = remember(&mut known, &seen, ctx.now_ms);
@@ -134,10 +132,7 @@ impl Watcher for NeighboursWatcher {
                 out.events.push(event("*".into(), "*".into(), count));
             }
         }
-        let saved = fs::create_dir_all(ctx.state_dir).and_then(|()| {
-            let bytes = serde_json::to_vec(&known).map_err(io::Error::other)?;
-            crate::state::write_atomically(&state_path, &bytes)
-        });
+        let saved = super::save_state(ctx.state_dir, STATE_FILE, &known);
         if let Err(e) = saved {
             return RunStatus::with(
                 CollectorState::Error,

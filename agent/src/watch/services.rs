@@ -181,10 +181,7 @@ pub(crate) mod tests {
     use vigie_domain::protocol::CollectPlan;
 
     pub(crate) fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vigie-watch-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch");
-        dir
+        super::super::auth::tests::scratch(name)
     }
 
     fn run(root: &Path, tools: &Tools, services: &[&str]) -> (RunStatus, Vec<ServiceFinding>) {
