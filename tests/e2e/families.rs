@@ -19,9 +19,6 @@ use serde_json::{Value, json};
 use vigie_domain::alert::{AlertEvent, AlertEventKind, AlertFamily, Severity};
 use vigie_domain::enrollment::Placement;
 use vigie_domain::ids::{DeviceId, TenantId};
-use vigie_domain::notification::{
-    ChannelFilter, ChannelId, ChannelKind, NotificationChannel, WebhookSecret,
-};
 use vigie_domain::policy::{Policy, Scope};
 use vigie_domain::protocol::{AgentConfig, CollectPlan};
 use vigie_domain::templates::{Overrides, template};
@@ -45,24 +42,6 @@ const WATCHERS: [&str; 9] = [
     "smart",
     "neighbours",
 ];
-
-/// The tenant's notification channel: a signed webhook to `sink`. Every family's channel is
-/// made here, so channel-wide settings (e.g. grouping) are set in one place.
-async fn webhook_channel(stack: &Stack, tenant: &TenantId, sink: &WebhookSink) {
-    let channel = NotificationChannel {
-        id: ChannelId::parse("families-webhook").expect("id"),
-        tenant_id: tenant.clone(),
-        name: "Ticketing".into(),
-        kind: ChannelKind::Webhook {
-            url: sink.url(),
-            secret: WebhookSecret::new(SECRET),
-        },
-        filter: ChannelFilter::default(),
-        // Each family checks its own notification, so none waits to be grouped.
-        group_wait_s: 0,
-    };
-    stack.ports.save_channel(&channel).await.expect("channel");
-}
 
 /// A fixture machine root for one family.
 fn fixture_root(family: &str) -> PathBuf {
@@ -169,7 +148,8 @@ impl Family {
         stack.seed(&p).await;
         let tenant = p.tenant.clone();
         let sink = WebhookSink::start(SECRET, 200).await.expect("sink");
-        webhook_channel(stack, &tenant, &sink).await;
+        // Each family checks its own notification, so none waits to be grouped.
+        stack.webhook_channel(&tenant, &sink, SECRET, 0).await;
 
         let overrides: Overrides =
             serde_json::from_value(setup.overrides).expect("overrides shape");

@@ -6,9 +6,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use vigie_auth::Role;
 use vigie_domain::ids::DeviceId;
-use vigie_domain::notification::{
-    ChannelFilter, ChannelId, ChannelKind, NotificationChannel, WebhookSecret,
-};
 use vigie_domain::protocol::AgentConfig;
 use vigie_local::webhook_sink::WebhookSink;
 
@@ -44,21 +41,7 @@ async fn a_router_down_with_thirty_devices_behind_it_is_one_notification() {
     stack.seed(&p).await;
     let admin = mint(&own, Role::MspAdmin, Some(&p.tenant), None);
     let sink = WebhookSink::start(SECRET, 200).await.expect("sink");
-    stack
-        .ports
-        .save_channel(&NotificationChannel {
-            id: ChannelId::parse("noc").expect("id"),
-            tenant_id: p.tenant.clone(),
-            name: "NOC".into(),
-            kind: ChannelKind::Webhook {
-                url: sink.url(),
-                secret: WebhookSecret::new(SECRET),
-            },
-            filter: ChannelFilter::default(),
-            group_wait_s: 0,
-        })
-        .await
-        .expect("channel");
+    stack.webhook_channel(&p.tenant, &sink, SECRET, 0).await;
 
     // 31 devices with a five-second heartbeat: a router and thirty behind it.
     let (_, plain) = stack.token(&p, 31).await;
@@ -248,31 +231,13 @@ async fn bodies(sink: &WebhookSink, n: usize, secs: u64) -> Vec<Value> {
         .collect()
 }
 
-async fn webhook_channel(stack: &Stack, tenant: &vigie_domain::ids::TenantId, sink: &WebhookSink) {
-    stack
-        .ports
-        .save_channel(&NotificationChannel {
-            id: ChannelId::parse("noc").expect("id"),
-            tenant_id: tenant.clone(),
-            name: "NOC".into(),
-            kind: ChannelKind::Webhook {
-                url: sink.url(),
-                secret: WebhookSecret::new(SECRET),
-            },
-            filter: ChannelFilter::default(),
-            group_wait_s: 0,
-        })
-        .await
-        .expect("channel");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_rule_is_announced_once_then_once_more_when_it_settles() {
     use crate::evaluate::{disk_policy, envelope, evaluator};
     let stack = Stack::start_pipeline("noise-flap").await;
     let p = placement("msp-alpha", "acme", "hq");
     let sink = WebhookSink::start(SECRET, 200).await.expect("sink");
-    webhook_channel(&stack, &p.tenant, &sink).await;
+    stack.webhook_channel(&p.tenant, &sink, SECRET, 0).await;
     stack
         .ports
         .policies()
@@ -348,20 +313,8 @@ async fn alerts_of_one_site_within_the_wait_are_one_notification() {
     let sink = WebhookSink::start(SECRET, 200).await.expect("sink");
     let wait_s = 4;
     stack
-        .ports
-        .save_channel(&NotificationChannel {
-            id: ChannelId::parse("noc").expect("id"),
-            tenant_id: p.tenant.clone(),
-            name: "NOC".into(),
-            kind: ChannelKind::Webhook {
-                url: sink.url(),
-                secret: WebhookSecret::new(SECRET),
-            },
-            filter: ChannelFilter::default(),
-            group_wait_s: wait_s,
-        })
-        .await
-        .expect("channel");
+        .webhook_channel(&p.tenant, &sink, SECRET, wait_s)
+        .await;
     stack
         .ports
         .policies()

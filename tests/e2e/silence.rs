@@ -5,9 +5,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vigie_domain::alert::{AlertEvent, AlertEventKind, AlertFamily, Severity};
-use vigie_domain::notification::{
-    ChannelFilter, ChannelId, ChannelKind, NotificationChannel, WebhookSecret,
-};
 use vigie_domain::protocol::AgentConfig;
 use vigie_local::webhook_sink::WebhookSink;
 
@@ -37,21 +34,7 @@ async fn a_silent_device_goes_down_and_comes_back() {
     let stack = Stack::start_pipeline("silence").await;
     let tenant = placement("msp-field", "bakery", "shop-1").tenant;
     let sink = WebhookSink::start(SECRET, 200).await.expect("sink");
-    stack
-        .ports
-        .save_channel(&NotificationChannel {
-            id: ChannelId::parse("noc").expect("id"),
-            tenant_id: tenant.clone(),
-            name: "NOC".into(),
-            kind: ChannelKind::Webhook {
-                url: sink.url(),
-                secret: WebhookSecret::new(SECRET),
-            },
-            filter: ChannelFilter::default(),
-            group_wait_s: 0,
-        })
-        .await
-        .expect("channel");
+    stack.webhook_channel(&tenant, &sink, SECRET, 0).await;
     let state = state_dir("silence");
     let device = enroll(&stack, &state).await;
     // A short heartbeat for the test (the default is five minutes).

@@ -34,6 +34,34 @@ pub fn placement(tenant: &str, client: &str, site: &str) -> Placement {
 }
 
 impl Stack {
+    /// Saves the tenant's signed webhook channel `noc` to `sink`, signing with `secret`;
+    /// `group_wait_s` 0 delivers each alert at once.
+    pub async fn webhook_channel(
+        &self,
+        tenant: &TenantId,
+        sink: &vigie_local::webhook_sink::WebhookSink,
+        secret: &str,
+        group_wait_s: u32,
+    ) {
+        use vigie_domain::notification::{
+            ChannelFilter, ChannelId, ChannelKind, NotificationChannel, WebhookSecret,
+        };
+        self.ports
+            .save_channel(&NotificationChannel {
+                id: ChannelId::parse("noc").expect("id"),
+                tenant_id: tenant.clone(),
+                name: "NOC".into(),
+                kind: ChannelKind::Webhook {
+                    url: sink.url(),
+                    secret: WebhookSecret::new(secret),
+                },
+                filter: ChannelFilter::default(),
+                group_wait_s,
+            })
+            .await
+            .expect("channel");
+    }
+
     pub async fn start(test: &str) -> Self {
         let (clients, names, provisioned) = vigie_tests::provisioned(test).await;
         let ports = AwsPorts::connect(clients, names)

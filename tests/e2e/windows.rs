@@ -16,9 +16,6 @@ use vigie_domain::alert::{AlertEvent, AlertEventKind, AlertFamily};
 use vigie_domain::clock::ManualClock;
 use vigie_domain::ids::{DeviceId, TenantId};
 use vigie_domain::maintenance::MaintenanceEffect;
-use vigie_domain::notification::{
-    ChannelFilter, ChannelId, ChannelKind, NotificationChannel, WebhookSecret,
-};
 use vigie_domain::policy::Scope;
 use vigie_evaluator::silence::SilenceSweeper;
 use vigie_local::webhook_sink::WebhookSink;
@@ -91,24 +88,6 @@ fn once_utc(start_ms: i64, end_ms: i64) -> Schedule {
     }
 }
 
-async fn webhook_channel(stack: &Stack, tenant: &TenantId, sink: &WebhookSink) {
-    stack
-        .ports
-        .save_channel(&NotificationChannel {
-            id: ChannelId::parse("noc").expect("id"),
-            tenant_id: tenant.clone(),
-            name: "NOC".into(),
-            kind: ChannelKind::Webhook {
-                url: sink.url(),
-                secret: WebhookSecret::new(SECRET),
-            },
-            filter: ChannelFilter::default(),
-            group_wait_s: 0,
-        })
-        .await
-        .expect("channel");
-}
-
 /// The events the sink received, after waiting up to `secs` for `n` of them and then a
 /// little longer for any extra one.
 async fn delivered(sink: &WebhookSink, n: usize, secs: u64) -> Vec<AlertEvent> {
@@ -165,7 +144,7 @@ async fn an_alert_inside_an_alerts_window_is_raised_once_when_it_ends_with_its_r
     let stack = Stack::start_pipeline("mw-alerts").await;
     let tenant = placement("msp-alpha", "acme", "hq").tenant;
     let sink = WebhookSink::start(SECRET, 200).await.expect("sink");
-    webhook_channel(&stack, &tenant, &sink).await;
+    stack.webhook_channel(&tenant, &sink, SECRET, 0).await;
     let (start, end) = past_window(&stack, &tenant, "patch-night", true).await;
     let ev = evaluator(&stack.ports);
     let device = DeviceId::generate();
@@ -255,7 +234,7 @@ async fn a_problem_that_starts_and_ends_inside_the_window_leaves_nothing() {
     let stack = Stack::start_pipeline("mw-inside").await;
     let tenant = placement("msp-alpha", "acme", "hq").tenant;
     let sink = WebhookSink::start(SECRET, 200).await.expect("sink");
-    webhook_channel(&stack, &tenant, &sink).await;
+    stack.webhook_channel(&tenant, &sink, SECRET, 0).await;
     let (start, end) = past_window(&stack, &tenant, "reboots", true).await;
     let ev = evaluator(&stack.ports);
     let device = DeviceId::generate();
@@ -306,7 +285,7 @@ async fn a_notifications_window_opens_the_alert_sends_nothing_and_announces_it_o
     let tenant = placement("msp-alpha", "acme", "hq").tenant;
     stack.seed(&placement("msp-alpha", "acme", "hq")).await;
     let sink = WebhookSink::start(SECRET, 200).await.expect("sink");
-    webhook_channel(&stack, &tenant, &sink).await;
+    stack.webhook_channel(&tenant, &sink, SECRET, 0).await;
     let (start, end) = past_window(&stack, &tenant, "quiet-hours", false).await;
     let ev = evaluator(&stack.ports);
     let device = DeviceId::generate();
@@ -377,7 +356,7 @@ async fn a_device_silent_during_its_reboot_window_is_not_reported_down() {
     let p = placement("msp-alpha", "acme", "hq");
     stack.seed(&p).await;
     let sink = WebhookSink::start(SECRET, 200).await.expect("sink");
-    webhook_channel(&stack, &p.tenant, &sink).await;
+    stack.webhook_channel(&p.tenant, &sink, SECRET, 0).await;
     let (_, plain) = stack.token(&p, 1).await;
     let (answer, key) = enroll(&stack.url(), plain.expose()).await;
     assert_eq!(answer.status, 201, "{:?}", answer.json);
