@@ -624,4 +624,17 @@ mod tests {
         assert!(json.contains("\"level\":\"client\""), "{json}");
         assert_eq!(serde_json::from_str::<Policy>(&json).expect("parses"), p);
     }
+
+    proptest::proptest! {
+        /// A threshold an MSP sets comes back from storage as the very same number: JSON is
+        /// parsed with correct rounding (`float_roundtrip`), never one unit off in the last place.
+        #[test]
+        fn a_policy_keeps_every_threshold_exactly_through_json(warn in 0.0f64..100.0) {
+            let p = Policy { scope: Scope::Tenant, rules: vec![disk_rule(warn)] };
+            let back: Policy = serde_json::from_str(&serde_json::to_string(&p).expect("json"))
+                .expect("parses");
+            let level = back.rules[0].as_threshold().and_then(|t| t.warning).expect("warning");
+            proptest::prop_assert_eq!(level.threshold.to_bits(), warn.to_bits());
+        }
+    }
 }
