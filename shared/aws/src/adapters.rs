@@ -338,6 +338,10 @@ impl AwsPorts {
             + &self.names.events_queue()
     }
 
+    pub fn escalate_queue_url(&self) -> &str {
+        &self.escalate_queue_url
+    }
+
     pub fn notify_queue_url(&self) -> &str {
         &self.notify_queue_url
     }

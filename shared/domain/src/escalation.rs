@@ -565,9 +565,19 @@ pub struct AlertFacts {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Recipient {
-    Channel { channel_id: String },
-    User { user_id: String },
-    Email { address: String },
+    Channel {
+        channel_id: String,
+    },
+    /// A person of the tenant; `address` is their e-mail on record, looked up when the step
+    /// ran (none: they cannot be reached by e-mail, which the delivery log says).
+    User {
+        user_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+    },
+    Email {
+        address: String,
+    },
 }
 
 impl Recipient {
@@ -575,7 +585,7 @@ impl Recipient {
     pub fn key(&self) -> String {
         match self {
             Self::Channel { channel_id } => format!("channel:{channel_id}"),
-            Self::User { user_id } => format!("user:{user_id}"),
+            Self::User { user_id, .. } => format!("user:{user_id}"),
             Self::Email { address } => format!("email:{}", address.to_ascii_lowercase()),
         }
     }
@@ -605,6 +615,32 @@ pub struct Notice {
 }
 
 impl Notice {
+    /// The user recipients, to fill in their addresses.
+    pub fn users_mut(&mut self) -> impl Iterator<Item = (&str, &mut Option<String>)> {
+        self.to.iter_mut().chain(self.cc.iter_mut()).filter_map(|r| match r {
+            Recipient::User { user_id, address } => Some((user_id.as_str(), address)),
+            _ => None,
+        })
+    }
+
+    /// One line for people: "Step 2 of \"Server backup\": backup_failure on srv-1 (acme · hq)".
+    pub fn headline(&self) -> String {
+        format!(
+            "[Sev {} · escalation step {}] {} on {} ({} · {}){}",
+            self.alert.severity.sev_level(),
+            self.step,
+            self.alert.family.as_str().replace('_', " "),
+            self.alert.device_name,
+            self.alert.client_id,
+            self.alert.site_id,
+            if self.alert.subject.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", self.alert.subject)
+            }
+        )
+    }
+
     /// Every recipient, `to` first, each once.
     pub fn recipients(&self) -> Vec<(&Recipient, bool)> {
         let mut seen = std::collections::BTreeSet::new();
@@ -979,24 +1015,32 @@ impl Escalation {
                 }),
                 Target::User { user_id } => push(Recipient::User {
                     user_id: user_id.clone(),
+                    address: None,
                 }),
                 Target::Email { address, .. } => push(Recipient::Email {
                     address: address.clone(),
                 }),
                 Target::Group { group_id } => {
                     for user_id in resolver.group_members(group_id) {
-                        push(Recipient::User { user_id });
+                        push(Recipient::User {
+                            user_id,
+                            address: None,
+                        });
                     }
                 }
                 Target::OnCall { schedule_id } => {
                     if let Some(user_id) = resolver.on_call(schedule_id, now_ms) {
-                        push(Recipient::User { user_id });
+                        push(Recipient::User {
+                            user_id,
+                            address: None,
+                        });
                     }
                 }
                 Target::Assignee => {
                     if let Some(a) = people.assignee {
                         push(Recipient::User {
                             user_id: a.to_owned(),
+                            address: None,
                         });
                     }
                 }
@@ -1027,7 +1071,7 @@ impl Escalation {
             rs.iter()
                 .map(|r| match r {
                     Recipient::Channel { channel_id } => format!("channel {channel_id}"),
-                    Recipient::User { user_id } => user_id.clone(),
+                    Recipient::User { user_id, .. } => user_id.clone(),
                     Recipient::Email { address } => address.clone(),
                 })
                 .collect::<Vec<_>>()
@@ -1453,7 +1497,7 @@ pub(crate) mod tests {
     }
 
     fn user(u: &str) -> Recipient {
-        Recipient::User { user_id: u.into() }
+        Recipient::User { user_id: u.into(), address: None }
     }
 
     /// Runs `e` at each instant in `times`; returns (time, step, recipients) of every notice.
