@@ -20,7 +20,7 @@
 //! acknowledgement is a write on the same item, so it lands either before the step (the step
 //! sees it and does nothing) or after (the step ran, once).
 
-// pub mod resolver;
+pub mod resolver;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -7,7 +7,7 @@ use vigie_aws::adapters::AwsPorts;
 use vigie_calendar::{BusinessCalendar, LocalCalendar, LocalTime, OnCallSchedule};
 use vigie_domain::escalation::{EscalationPolicy, Resolver, Target};
 use vigie_domain::ids::TenantId;
-use vigie_domain::ports::StoreError;
+use vigie_domain::ports::{OnCallStore, StoreError};
 
 use crate::RosterSource;
 
@@ -95,18 +95,20 @@ impl RosterSource for DynamoRosters {
         policy: &EscalationPolicy,
     ) -> Result<TenantRoster, StoreError> {
         let mut roster = TenantRoster::default();
-        let calendars = self.ports.business_calendars();
+        let store = self.ports.oncall();
         if let Some(id) = &policy.calendar_id
-            && let Some(cal) = calendars.get(tenant, id).await?
+            && let Some(cal) = store.business_calendar::<BusinessCalendar>(tenant, id).await?
         {
             roster.calendars.insert(id.clone(), cal);
         }
-        let schedules = self.ports.oncall_schedules();
         let escalations = self.ports.escalations();
         for target in policy.targets() {
             match target {
                 Target::OnCall { schedule_id } if !roster.schedules.contains_key(schedule_id) => {
-                    if let Some(s) = schedules.get(tenant, schedule_id).await? {
+                    if let Some(s) = store
+                        .oncall_schedule::<OnCallSchedule>(tenant, schedule_id)
+                        .await?
+                    {
                         roster.schedules.insert(schedule_id.clone(), s);
                     }
                 }

@@ -166,6 +166,16 @@ impl AwsPorts {
         }
     }
 
+    /// Business-hours calendars and on-call schedules: `oncall().calendars()` and
+    /// `oncall().schedules()` for the API's versioned reads and writes; the escalation engine
+    /// reads one by id through [`vigie_domain::ports::OnCallStore`].
+    pub fn oncall(&self) -> crate::oncall::DynamoOnCall {
+        crate::oncall::DynamoOnCall {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
     pub fn evaluation(&self) -> DynamoEvaluation {
         DynamoEvaluation {
             client: self.clients.dynamodb.clone(),

@@ -18,6 +18,7 @@ pub mod heartbeats;
 pub mod item;
 pub mod metering;
 pub mod notifications;
+pub mod oncall;
 pub mod policies;
 pub mod provision;
 pub mod resources;

@@ -176,6 +176,26 @@ impl<'a> TenantKeys<'a> {
         (self.pk(), format!("USERGROUP{SEP}"))
     }
 
+    /// A business-hours calendar of the tenant.
+    pub fn business_calendar(&self, calendar_id: &str) -> TableKey {
+        key(self.pk(), format!("CALENDAR{SEP}{calendar_id}"))
+    }
+
+    /// Prefix of every business-hours calendar of the tenant.
+    pub fn business_calendars_prefix(&self) -> (String, String) {
+        (self.pk(), format!("CALENDAR{SEP}"))
+    }
+
+    /// An on-call schedule of the tenant.
+    pub fn oncall_schedule(&self, schedule_id: &str) -> TableKey {
+        key(self.pk(), format!("ONCALL{SEP}{schedule_id}"))
+    }
+
+    /// Prefix of every on-call schedule of the tenant.
+    pub fn oncall_schedules_prefix(&self) -> (String, String) {
+        (self.pk(), format!("ONCALL{SEP}"))
+    }
+
     /// The current record of an alert.
     pub fn alert(&self, alert_id: &str) -> TableKey {
         key(self.pk(), format!("ALERT{SEP}{alert_id}"))
@@ -557,6 +577,28 @@ mod tests {
                 .sk
             ),
             vec!["msp", "dev-x"]
+        );
+    }
+
+    #[test]
+    fn calendars_and_schedules_have_their_own_prefixes() {
+        let t = TenantId::parse("msp").expect("valid");
+        let keys = TenantKeys::new(&t);
+        let cal = keys.business_calendar("office");
+        let sched = keys.oncall_schedule("office");
+        assert_eq!(
+            (cal.pk.as_str(), cal.sk.as_str()),
+            ("T#msp", "CALENDAR#office")
+        );
+        assert_eq!(sched.sk, "ONCALL#office");
+        assert!(cal.sk.starts_with(&keys.business_calendars_prefix().1));
+        assert!(!sched.sk.starts_with(&keys.business_calendars_prefix().1));
+        assert!(!cal.sk.starts_with(&keys.oncall_schedules_prefix().1));
+        assert!(
+            !keys
+                .maintenance_window("office")
+                .sk
+                .starts_with(&keys.oncall_schedules_prefix().1)
         );
     }
 
