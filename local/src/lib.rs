@@ -295,12 +295,14 @@ impl LocalRuntime {
             .await
             .map_err(std::io::Error::other)?;
         let handler = Arc::clone(&escalator);
-        runtime
-            .pollers
-            .push(tokio::spawn(pollers::run(sqs.clone(), queue, move |event| {
+        runtime.pollers.push(tokio::spawn(pollers::run(
+            sqs.clone(),
+            queue,
+            move |event| {
                 let escalator = Arc::clone(&handler);
                 async move { escalator.handle(event).await }
-            })));
+            },
+        )));
         let sweeping = Arc::clone(&escalator);
         runtime.pollers.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(ESCALATION_SWEEP_EVERY);

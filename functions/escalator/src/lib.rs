@@ -119,11 +119,7 @@ impl<T: DeadLetters> DeadLettersDyn for T {
 }
 
 impl<R: RosterSource, K: Clock> Escalator<R, K> {
-    pub fn new(
-        ports: &vigie_aws::adapters::AwsPorts,
-        rosters: R,
-        clock: K,
-    ) -> Self {
+    pub fn new(ports: &vigie_aws::adapters::AwsPorts, rosters: R, clock: K) -> Self {
         Self {
             work: ports.alert_work(),
             escalations: ports.escalations(),
@@ -197,7 +193,11 @@ impl<R: RosterSource, K: Clock> Escalator<R, K> {
     pub async fn on_event(&self, e: &AlertEvent) -> Result<(), StoreError> {
         if matches!(
             e.maintenance_effect(),
-            Some(MaintenanceEffect::Hidden | MaintenanceEffect::Unannounced | MaintenanceEffect::Quiet)
+            Some(
+                MaintenanceEffect::Hidden
+                    | MaintenanceEffect::Unannounced
+                    | MaintenanceEffect::Quiet
+            )
         ) {
             // Not announced: nobody is to be chased for it (the announcement after the
             // window comes as its own `opened` event and starts the escalation then).
@@ -286,8 +286,14 @@ impl<R: RosterSource, K: Clock> Escalator<R, K> {
             {
                 info!(tenant_id = %e.tenant_id, alert_id = %e.alert_id, policy_id = %policy.policy_id, "escalation started");
                 // The first step is usually due now: run it without waiting for a sweep.
-                self.fire(&e.tenant_id, &e.alert_id, e.opened_ms, None, Some((work, version + 1)))
-                    .await?;
+                self.fire(
+                    &e.tenant_id,
+                    &e.alert_id,
+                    e.opened_ms,
+                    None,
+                    Some((work, version + 1)),
+                )
+                .await?;
                 return Ok(());
             }
         }
@@ -324,8 +330,14 @@ impl<R: RosterSource, K: Clock> Escalator<R, K> {
 
     /// A wake-up: runs the episode if its escalation is still at the wake-up's generation.
     pub async fn wake(&self, w: &WakeUp) -> Result<Fired, StoreError> {
-        self.fire(&w.tenant_id, &w.alert_id, w.opened_ms, Some(w.generation), None)
-            .await
+        self.fire(
+            &w.tenant_id,
+            &w.alert_id,
+            w.opened_ms,
+            Some(w.generation),
+            None,
+        )
+        .await
     }
 
     /// Runs whatever is due on one episode; hands notices over; schedules the next wake-up.
@@ -405,7 +417,11 @@ impl<R: RosterSource, K: Clock> Escalator<R, K> {
 
     /// Fills in the e-mail address on record of each user a new notice names (looked up when
     /// the step runs, like who is on call).
-    async fn address_users(&self, tenant: &TenantId, esc: &mut Escalation) -> Result<(), StoreError> {
+    async fn address_users(
+        &self,
+        tenant: &TenantId,
+        esc: &mut Escalation,
+    ) -> Result<(), StoreError> {
         let mut known: HashMap<String, Option<String>> = HashMap::new();
         for notice in &mut esc.outbox {
             for (user_id, address) in notice.users_mut() {
@@ -483,7 +499,16 @@ impl<R: RosterSource, K: Clock> Escalator<R, K> {
         let due = self.work.due_timers(now, SWEEP_BUDGET).await?;
         let mut report = self.run_all(due, None).await;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
-        info!(event = "escalation_sweep", due = report.due, steps = report.steps, notices = report.notices, conflicts = report.conflicts, failed = report.failed, elapsed_ms = report.elapsed_ms, "escalation sweep");
+        info!(
+            event = "escalation_sweep",
+            due = report.due,
+            steps = report.steps,
+            notices = report.notices,
+            conflicts = report.conflicts,
+            failed = report.failed,
+            elapsed_ms = report.elapsed_ms,
+            "escalation sweep"
+        );
         Ok(report)
     }
 
@@ -500,9 +525,17 @@ impl<R: RosterSource, K: Clock> Escalator<R, K> {
         let mut report = self.run_all(overdue, Some(now)).await;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         if report.due > 0 {
-            error!(event = "escalation_audit", overdue = report.due, "escalations were overdue; rescheduled");
+            error!(
+                event = "escalation_audit",
+                overdue = report.due,
+                "escalations were overdue; rescheduled"
+            );
         } else {
-            info!(event = "escalation_audit", overdue = 0, "no escalation overdue");
+            info!(
+                event = "escalation_audit",
+                overdue = 0,
+                "no escalation overdue"
+            );
         }
         Ok(report)
     }

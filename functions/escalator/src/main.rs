@@ -35,9 +35,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 _ => {
                     let sqs: SqsEvent = serde_json::from_value(event.payload)?;
                     let response = escalator.handle(sqs).await;
-                    return Ok::<serde_json::Value, lambda_runtime::Error>(
-                        serde_json::to_value(response)?,
-                    );
+                    return Ok::<serde_json::Value, lambda_runtime::Error>(serde_json::to_value(
+                        response,
+                    )?);
                 }
             };
             Ok(serde_json::to_value(report)?)

@@ -97,7 +97,9 @@ impl RosterSource for DynamoRosters {
         let mut roster = TenantRoster::default();
         let store = self.ports.oncall();
         if let Some(id) = &policy.calendar_id
-            && let Some(cal) = store.business_calendar::<BusinessCalendar>(tenant, id).await?
+            && let Some(cal) = store
+                .business_calendar::<BusinessCalendar>(tenant, id)
+                .await?
         {
             roster.calendars.insert(id.clone(), cal);
         }

@@ -119,8 +119,7 @@ pub fn prepare(
     console_base: &str,
     now_s: i64,
 ) -> Result<(Notification, Option<ChannelKind>), Undeliverable> {
-    let escalation_id =
-        || ChannelId::parse("escalation").expect("a valid channel id");
+    let escalation_id = || ChannelId::parse("escalation").expect("a valid channel id");
     let mail = |to: Vec<String>| Email {
         channel_id: escalation_id(),
         event_id: n.notice_id.clone(),
@@ -189,7 +188,9 @@ pub fn prepare(
         Recipient::User { user_id, .. } => Err(format!(
             "user {user_id} has no e-mail address on record (or left the tenant)"
         )),
-        Recipient::Email { address } => Ok((Notification::Email(mail(vec![address.clone()])), None)),
+        Recipient::Email { address } => {
+            Ok((Notification::Email(mail(vec![address.clone()])), None))
+        }
     }
 }
 
@@ -246,8 +247,16 @@ mod tests {
         };
         assert_eq!(e.to, vec!["am@msp.example".to_owned()]);
         assert_eq!(e.from, "noc@msp.example");
-        assert!(e.content.subject.starts_with("Copy: [Vigie] [Sev 3 · escalation step 2] backup failure on ws-anna"));
-        assert!(e.content.text.contains("please switch it on"), "{}", e.content.text);
+        assert!(
+            e.content
+                .subject
+                .starts_with("Copy: [Vigie] [Sev 3 · escalation step 2] backup failure on ws-anna")
+        );
+        assert!(
+            e.content.text.contains("please switch it on"),
+            "{}",
+            e.content.text
+        );
         assert!(e.content.text.contains("To: anna@acme.example"));
         assert!(e.content.text.contains("Copy: usr-am <am@msp.example>"));
     }

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{Instrument as _, error, info, info_span, warn};
-use vigie_domain::alert::AlertEvent;
 use vigie_aws::escalations::NoticeMessage;
+use vigie_domain::alert::AlertEvent;
 use vigie_domain::clock::Clock;
 use vigie_domain::escalation::Notice;
 use vigie_domain::grouping::{AlertGroups, FlushMessage, NoGrouping};

@@ -617,10 +617,13 @@ pub struct Notice {
 impl Notice {
     /// The user recipients, to fill in their addresses.
     pub fn users_mut(&mut self) -> impl Iterator<Item = (&str, &mut Option<String>)> {
-        self.to.iter_mut().chain(self.cc.iter_mut()).filter_map(|r| match r {
-            Recipient::User { user_id, address } => Some((user_id.as_str(), address)),
-            _ => None,
-        })
+        self.to
+            .iter_mut()
+            .chain(self.cc.iter_mut())
+            .filter_map(|r| match r {
+                Recipient::User { user_id, address } => Some((user_id.as_str(), address)),
+                _ => None,
+            })
     }
 
     /// One line for people: "Step 2 of \"Server backup\": backup_failure on srv-1 (acme · hq)".
@@ -1497,7 +1500,10 @@ pub(crate) mod tests {
     }
 
     fn user(u: &str) -> Recipient {
-        Recipient::User { user_id: u.into(), address: None }
+        Recipient::User {
+            user_id: u.into(),
+            address: None,
+        }
     }
 
     /// Runs `e` at each instant in `times`; returns (time, step, recipients) of every notice.
