@@ -384,7 +384,6 @@ impl<R: RosterSource, K: Clock> Escalator<R, K> {
                 if esc.generation == before {
                     return Ok(fired);
                 }
-                fired.steps += out.steps_run;
                 self.address_users(tenant, esc).await?;
                 if out.ack_lapsed {
                     work.acknowledged = None;
@@ -403,6 +402,7 @@ impl<R: RosterSource, K: Clock> Escalator<R, K> {
                     fired.conflicts += 1;
                     continue;
                 }
+                fired.steps += out.steps_run;
                 return self
                     .hand_over(tenant, alert_id, opened_ms, work, version + 1, fired)
                     .await;
