@@ -94,13 +94,15 @@ fn facts(tenant: &TenantId, alert: &str, opened_ms: i64) -> AlertFacts {
 
 /// Stores an episode whose escalation has just started (its first step due at `at`).
 async fn episode(stack: &Stack, tenant: &TenantId, alert: &str, at: i64) {
-    let mut work = AlertWork::default();
-    work.escalation = Some(Escalation::start(
-        &noc_policy(None),
-        facts(tenant, alert, at),
-        at,
-        &TenantRoster::default(),
-    ));
+    let work = AlertWork {
+        escalation: Some(Escalation::start(
+            &noc_policy(None),
+            facts(tenant, alert, at),
+            at,
+            &TenantRoster::default(),
+        )),
+        ..AlertWork::default()
+    };
     assert!(
         stack
             .ports

@@ -101,13 +101,15 @@ async fn store(
                     detail: None,
                     role: None,
                 };
-                let mut w = AlertWork::default();
-                w.escalation = Some(Escalation::start(
-                    &policy,
-                    facts,
-                    at,
-                    &TenantRoster::default(),
-                ));
+                let w = AlertWork {
+                    escalation: Some(Escalation::start(
+                        &policy,
+                        facts,
+                        at,
+                        &TenantRoster::default(),
+                    )),
+                    ..AlertWork::default()
+                };
                 work.save(&tenant, &alert, at, &w, 0).await?;
             }
             Ok::<_, vigie_domain::ports::StoreError>(())

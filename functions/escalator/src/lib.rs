@@ -87,6 +87,9 @@ pub struct SweepReport {
     pub elapsed_ms: u64,
 }
 
+/// A tenant's escalation policies and when they were read.
+type CachedPolicies = (Instant, Arc<Vec<EscalationPolicy>>);
+
 pub struct Escalator<R, K> {
     work: DynamoAlertWork,
     escalations: DynamoEscalations,
@@ -96,7 +99,7 @@ pub struct Escalator<R, K> {
     dead_letters: Box<dyn DeadLettersDyn>,
     rosters: R,
     clock: K,
-    policies: Mutex<HashMap<TenantId, (Instant, Arc<Vec<EscalationPolicy>>)>>,
+    policies: Mutex<HashMap<TenantId, CachedPolicies>>,
 }
 
 /// Object-safe dead-letter sending.

@@ -798,8 +798,11 @@ impl Escalation {
                 e.facts.family.as_str()
             ),
         );
-        if e.facts.severity.sev_level() == 3 && policy.sev3 == Sev3Urgency::BusinessHours {
-            if let Some(cal) = &policy.calendar_id {
+        if e.facts.severity.sev_level() == 3
+            && policy.sev3 == Sev3Urgency::BusinessHours
+            && let Some(cal) = &policy.calendar_id
+        {
+            {
                 match resolver.next_open(cal, now_ms) {
                     Some(open) if open > now_ms => {
                         e.due_ms = Some(open);
