@@ -445,18 +445,22 @@ async fn watch(
                         .await?;
                     if let Some(esc) = work.escalation {
                         for line in &esc.trace {
-                            mark(format!("escalation trace: {} {}", line.action, line.text));
+                            mark(format!("escalation trace ({}): {}", line.action, line.text));
                         }
-                        mark(format!(
-                            "escalation {}: nothing more is due ({:?})",
-                            match esc.state {
-                                vigie_domain::escalation::EscalationState::Acknowledged {
-                                    ..
-                                } => "acknowledged",
-                                _ => "not acknowledged",
-                            },
-                            esc.due_ms
-                        ));
+                        let stopped = matches!(
+                            esc.state,
+                            vigie_domain::escalation::EscalationState::Acknowledged { .. }
+                        ) && esc.due_ms.is_none();
+                        if !stopped {
+                            bail!(
+                                "the acknowledgement did not stop the escalation: {:?}",
+                                esc.state
+                            );
+                        }
+                        mark(
+                            "escalation stopped by the acknowledgement: no further step is due"
+                                .into(),
+                        );
                     }
                     ports
                         .policies()
