@@ -449,3 +449,87 @@ async fn the_audit_finds_an_overdue_escalation_once_and_runs_it() {
     assert_eq!(e.sweep().await.expect("sweep").notices, 1);
     settle(&sink, 2, "each escalation's first step once").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_wait_is_ended_by_its_delayed_wake_up_on_time() {
+    use vigie_local::pollers::{PolledQueue, receive};
+    // The front only: no escalator polls the queue and no sweep runs, so only the delayed
+    // wake-up can run step 3.
+    let stack = Stack::start("esc-delay").await;
+    let tenant = TenantId::parse("msp-delay").expect("id");
+    let mut policy = noc_policy(None);
+    policy.steps[1] = Step::wait_minutes(1);
+    let t0 = now_ms();
+    let stored = AlertWork {
+        escalation: Some(Escalation::start(
+            &policy,
+            facts(&tenant, "al-delay", t0),
+            t0,
+            &TenantRoster::default(),
+        )),
+        ..AlertWork::default()
+    };
+    let store = stack.ports.alert_work();
+    assert!(
+        store
+            .save(&tenant, "al-delay", t0, &stored, 0)
+            .await
+            .expect("save")
+    );
+    let e = Escalator::new(
+        &stack.ports,
+        DynamoRosters {
+            ports: stack.ports.clone(),
+        },
+        vigie_domain::clock::SystemClock,
+    );
+    let fired = e
+        .fire(&tenant, "al-delay", t0, None, None)
+        .await
+        .expect("fire");
+    assert_eq!(fired.notices, 1);
+    let due = t0 + MIN;
+    let sqs = &stack.ports.clients().sqs;
+    let queue = PolledQueue::lookup(sqs, stack.ports.escalate_queue_url())
+        .await
+        .expect("queue");
+    let mut handled_at = None;
+    while now_ms() < due + 30_000 {
+        let event = receive(sqs, &queue, 1).await.expect("receive");
+        if event.records.is_empty() {
+            continue;
+        }
+        let arrived = now_ms();
+        assert!(
+            arrived >= due - 1_000,
+            "the wake-up arrived {} ms early",
+            due - arrived
+        );
+        for r in &event.records {
+            sqs.delete_message()
+                .queue_url(stack.ports.escalate_queue_url())
+                .receipt_handle(&r.receipt_handle)
+                .send()
+                .await
+                .expect("delete");
+        }
+        let response = e.handle(event).await;
+        assert!(response.batch_item_failures.is_empty());
+        handled_at = Some(arrived);
+        break;
+    }
+    let handled_at = handled_at.expect("the wake-up arrived");
+    let w = work(&stack, &tenant, "al-delay", t0).await;
+    let esc = w.escalation.expect("escalation");
+    let step3 = esc
+        .trace
+        .iter()
+        .find(|l| l.action == "notified" && l.step == Some(3))
+        .expect("step 3 ran from the wake-up");
+    println!(
+        "wake-up: step 3 due at +60.0 s ran at +{:.1} s",
+        (step3.at_ms - t0) as f64 / 1000.0
+    );
+    assert!(step3.at_ms >= due && step3.at_ms <= handled_at + 5_000);
+    assert!(step3.at_ms - due < 10_000, "{} ms late", step3.at_ms - due);
+}
