@@ -4,6 +4,7 @@
 mod agent;
 mod api;
 mod escalation;
+mod escalation_api;
 mod evaluate;
 mod families;
 mod ingest;

@@ -896,6 +896,18 @@ pub(crate) async fn handle<K: Clock>(
         | Operation::GetTemplate
         | Operation::ApplyTemplate
         | Operation::RemoveTemplate => templates(api, context, matched, &p, request, now).await,
+        Operation::ListEscalationPolicies
+        | Operation::PutEscalationPolicy
+        | Operation::GetEscalationPolicy
+        | Operation::DeleteEscalationPolicy
+        | Operation::ListEscalationTemplates
+        | Operation::PolicyFromTemplate
+        | Operation::ListUserGroups
+        | Operation::PutUserGroup
+        | Operation::GetUserGroup
+        | Operation::DeleteUserGroup => {
+            crate::escalation::handle(api, context, matched, &p, request, now).await
+        }
         Operation::EffectivePolicy => {
             let device = visible_device(api, context, &p).await?;
             let policies = ports.policies().policies(context.tenant()?).await?;
@@ -1117,7 +1129,7 @@ impl From<KindInput> for ChannelKind {
 }
 
 /// Notes a change made through the API (who, what, when) for the audit trail.
-fn audit(context: &Context, action: &str, object: &str) {
+pub(crate) fn audit(context: &Context, action: &str, object: &str) {
     let pr = context.principal();
     tracing::info!(
         event = "audit",
@@ -1342,7 +1354,7 @@ async fn visible_device<K: Clock>(
         .ok_or(ApiError::NotFound { what: "device" })
 }
 
-struct Params<'a> {
+pub(crate) struct Params<'a> {
     path: &'a BTreeMap<&'static str, String>,
     query: BTreeMap<String, String>,
 }
@@ -1355,7 +1367,7 @@ impl Params<'_> {
         })
     }
 
-    fn path_str(&self, name: &str) -> Result<&str, ApiError> {
+    pub(crate) fn path_str(&self, name: &str) -> Result<&str, ApiError> {
         self.path
             .get(name)
             .map(String::as_str)
@@ -1385,7 +1397,7 @@ impl Params<'_> {
 }
 
 /// One page of `items` ordered by `key`, after the `cursor` query parameter, `limit` long.
-fn page<T>(
+pub(crate) fn page<T>(
     mut items: Vec<T>,
     key: impl Fn(&T) -> String,
     view: impl Fn(&T) -> Value,
@@ -1423,7 +1435,9 @@ fn page<T>(
     ))
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    request: &HttpRequest,
+) -> Result<T, ApiError> {
     if request.body.is_empty() {
         return Err(ApiError::invalid("bad_body", "a JSON body is required"));
     }

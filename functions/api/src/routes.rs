@@ -72,6 +72,16 @@ pub enum Operation {
     GetTemplate,
     ApplyTemplate,
     RemoveTemplate,
+    ListEscalationPolicies,
+    PutEscalationPolicy,
+    GetEscalationPolicy,
+    DeleteEscalationPolicy,
+    ListEscalationTemplates,
+    PolicyFromTemplate,
+    ListUserGroups,
+    PutUserGroup,
+    GetUserGroup,
+    DeleteUserGroup,
 }
 
 /// Where the objects of an operation live.
@@ -214,6 +224,17 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/policies/{scope}/templates/{template_id}", Operation::ApplyTemplate, Realm::Tenant, RESPONDERS, "Apply a template at a scope (again: replaces only its own rules), with optional per-rule overrides", 200, Some("TemplateApplication"), "AppliedTemplate"),
     route("DELETE", "/v1/policies/{scope}/templates/{template_id}", Operation::RemoveTemplate, Realm::Tenant, RESPONDERS, "Remove a template's rules from the policy at a scope", 200, None, "RemovedTemplate"),
     route("GET", "/v1/alert-history", Operation::AlertHistory, Realm::Tenant, READERS, "Alert episodes opened in a time window, newest last (filters: since_ms, until_ms, status, severity, client_id, site_id, family)", 200, None, "AlertPage"),
+    // Escalation policies, their built-in templates and user groups (crate::escalation).
+    route("GET", "/v1/escalation-policies", Operation::ListEscalationPolicies, Realm::Tenant, RESPONDERS, "List escalation policies", 200, None, "EscalationPolicyPage"),
+    route("PUT", "/v1/escalation-policies/{policy_id}", Operation::PutEscalationPolicy, Realm::Tenant, ADMIN, "Create or replace an escalation policy (every channel, user group and user it names must exist; running escalations keep their copy)", 200, Some("EscalationPolicyInput"), "EscalationPolicy"),
+    route("GET", "/v1/escalation-policies/{policy_id}", Operation::GetEscalationPolicy, Realm::Tenant, RESPONDERS, "An escalation policy", 200, None, "EscalationPolicy"),
+    route("DELETE", "/v1/escalation-policies/{policy_id}", Operation::DeleteEscalationPolicy, Realm::Tenant, ADMIN, "Remove an escalation policy (running escalations keep their copy)", 200, None, "EscalationPolicy"),
+    route("GET", "/v1/escalation-templates", Operation::ListEscalationTemplates, Realm::Tenant, RESPONDERS, "List the built-in escalation templates (the seed procedures) with the parameters they need", 200, None, "EscalationTemplatePage"),
+    route("POST", "/v1/escalation-policies/from-template/{template_id}", Operation::PolicyFromTemplate, Realm::Tenant, ADMIN, "Create an escalation policy from a built-in template (409 policy_exists if its id is taken)", 201, Some("EscalationTemplateParams"), "EscalationPolicy"),
+    route("GET", "/v1/user-groups", Operation::ListUserGroups, Realm::Tenant, RESPONDERS, "List user groups", 200, None, "UserGroupPage"),
+    route("PUT", "/v1/user-groups/{group_id}", Operation::PutUserGroup, Realm::Tenant, ADMIN, "Create or replace a user group (members are users of the tenant)", 200, Some("UserGroupInput"), "UserGroup"),
+    route("GET", "/v1/user-groups/{group_id}", Operation::GetUserGroup, Realm::Tenant, RESPONDERS, "A user group", 200, None, "UserGroup"),
+    route("DELETE", "/v1/user-groups/{group_id}", Operation::DeleteUserGroup, Realm::Tenant, ADMIN, "Remove a user group (409 group_in_use while an escalation policy names it)", 200, None, "UserGroup"),
 ];
 
 /// A matched route and its path parameters.
