@@ -906,7 +906,12 @@ pub(crate) async fn handle<K: Clock>(
         | Operation::PutUserGroup
         | Operation::GetUserGroup
         | Operation::DeleteUserGroup => {
-            crate::escalation::handle(api, context, matched, &p, request, now).await
+            // Boxed: its DynamoDB futures would otherwise grow every request's future (and the
+            // stack a debug build polls it on).
+            Box::pin(crate::escalation::handle(
+                api, context, matched, &p, request, now,
+            ))
+            .await
         }
         Operation::EffectivePolicy => {
             let device = visible_device(api, context, &p).await?;
