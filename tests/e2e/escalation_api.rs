@@ -29,6 +29,34 @@ async fn admins_write_policies_and_groups_that_name_only_what_the_tenant_has() {
     let admin = mint(&own, Role::MspAdmin, Some(&ours.tenant), None);
     let tech = mint(&own, Role::Technician, Some(&ours.tenant), None);
     let user = ours.params["user_id"].clone();
+    // The supervision contract's hours and the night on-call schedule, as the calendar API
+    // stores them.
+    let oncall = stack.ports.oncall();
+    let calendar: vigie_calendar::BusinessCalendar = serde_json::from_value(json!({
+        "id": "supervised-hours", "name": "Supervision", "time_zone": "Europe/Paris",
+        "scope": { "level": "tenant" },
+        "weekly": [{ "days": ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday"],
+            "start": "06:00", "end": "22:00" }]
+    }))
+    .expect("calendar");
+    calendar.validate().expect("valid calendar");
+    oncall
+        .calendars()
+        .put(&ours.tenant, "supervised-hours", &calendar, now_ms())
+        .await
+        .expect("store calendar");
+    let schedule: vigie_calendar::OnCallSchedule = serde_json::from_value(json!({
+        "id": "night", "name": "Night", "time_zone": "Europe/Paris",
+        "layers": [{ "name": "base", "participants": [user],
+            "rotation": { "type": "weekly" }, "start": "2026-03-30T09:00" }]
+    }))
+    .expect("schedule");
+    schedule.validate().expect("valid schedule");
+    oncall
+        .schedules()
+        .put(&ours.tenant, "night", &schedule, now_ms())
+        .await
+        .expect("store schedule");
 
     // A user group: its members must be users of the tenant.
     let group = as_user(
@@ -84,7 +112,8 @@ async fn admins_write_policies_and_groups_that_name_only_what_the_tenant_has() {
         "steps": [
             { "do": "notify", "to": [{ "type": "channel", "channel_id": "ops" },
                 { "type": "group", "group_id": "admins" }],
-              "cc": [{ "type": "user", "user_id": user }], "say": "Look now" },
+              "cc": [{ "type": "user", "user_id": user }, { "type": "on_call", "schedule_id": "night" }],
+              "say": "Look now" },
             { "do": "wait", "minutes": 15 },
             { "do": "notify_assignee" },
             { "do": "wait", "minutes": 30 }
@@ -140,6 +169,22 @@ async fn admins_write_policies_and_groups_that_name_only_what_the_tenant_has() {
             with_step(json!({ "do": "notify", "to": [{ "type": "user", "user_id": "usr-zz" }] })),
             "unknown_user",
             "usr-zz",
+        ),
+        (
+            with_step(
+                json!({ "do": "notify", "to": [{ "type": "on_call", "schedule_id": "day" }] }),
+            ),
+            "unknown_schedule",
+            "day",
+        ),
+        (
+            {
+                let mut p = servers.clone();
+                p["calendar_id"] = json!("office-hours");
+                p
+            },
+            "unknown_calendar",
+            "office-hours",
         ),
         (
             with_step(json!({ "do": "wait", "minutes": 0 })),
@@ -350,10 +395,21 @@ async fn admins_write_policies_and_groups_that_name_only_what_the_tenant_has() {
         &admin,
         "POST",
         "/v1/escalation-policies/from-template/server-backup-same-day",
-        nobody,
+        nobody.clone(),
     )
     .await;
     assert_eq!((refused.status, refused.code()), (422, "unknown_group"));
+    nobody["supervisors"] = json!({ "type": "on_call", "schedule_id": "night" });
+    nobody["calendar_id"] = json!("weekdays");
+    let refused = as_user(
+        &stack,
+        &admin,
+        "POST",
+        "/v1/escalation-policies/from-template/server-backup-same-day",
+        nobody,
+    )
+    .await;
+    assert_eq!((refused.status, refused.code()), (422, "unknown_calendar"));
     let absent = as_user(
         &stack,
         &tech,

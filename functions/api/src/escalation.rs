@@ -5,8 +5,10 @@
 //! waits, repeats); this module adds what only the tenant's other records can tell: every
 //! channel, user group and user a chain names must exist in the tenant *now*, so a typo is
 //! refused when the policy is written rather than discovered as "nobody to notify" at 3 a.m.
-//! The same check guards the other direction: a group a policy still names cannot be
-//! deleted. (A removed user stays refused: nobody would receive the notice.)
+//! The business-hours calendar and the on-call schedules it names must exist too (read one by
+//! one: a policy names few). The same check guards the other direction for groups: a group a
+//! policy still names cannot be deleted. (A removed user stays refused: nobody would receive
+//! the notice.)
 //!
 //! Policies are documents of the tenant (`ESCPOLICY#<id>`); editing one never touches
 //! escalations already running, which carry their own copy of the chain.
@@ -58,7 +60,9 @@ pub(crate) async fn handle<K: Clock>(
         Operation::PutEscalationPolicy => {
             let body: Value = json_body(request)?;
             let policy = policy_from_body(policy_id()?, body)?;
-            Recipients::of(api, tenant).await?.check(&policy)?;
+            Box::pin(Recipients::for_policy(api, tenant, &policy))
+                .await?
+                .check(&policy)?;
             store.put_policy(tenant, &policy, now, false).await?;
             audit(context, "escalation_policy.put", &policy.policy_id);
             ok(policy_view(&policy))
@@ -87,7 +91,9 @@ pub(crate) async fn handle<K: Clock>(
             }
             let params: TemplateParams = json_body(request)?;
             let policy = templates::instantiate(template_id, &params).map_err(template_refused)?;
-            Recipients::of(api, tenant).await?.check(&policy)?;
+            Box::pin(Recipients::for_policy(api, tenant, &policy))
+                .await?
+                .check(&policy)?;
             if !store.put_policy(tenant, &policy, now, true).await? {
                 return Err(ApiError::Conflict {
                     code: "policy_exists",
@@ -118,7 +124,9 @@ pub(crate) async fn handle<K: Clock>(
         Operation::PutUserGroup => {
             let body: Value = json_body(request)?;
             let group = group_from_body(group_id()?, body)?;
-            Recipients::of(api, tenant).await?.check_members(&group)?;
+            Box::pin(Recipients::of(api, tenant))
+                .await?
+                .check_members(&group)?;
             store.put_group(tenant, &group, now).await?;
             audit(context, "user_group.put", &group.group_id);
             ok(group_view(&group))
@@ -195,19 +203,23 @@ fn with_path_id(body: Value, field: &str, path_id: &str) -> Result<Value, ApiErr
     Ok(Value::Object(object))
 }
 
-/// The tenant's channels, user groups and (current) users, read once per write.
+/// The tenant's channels, user groups and (current) users, read once per write; and which of
+/// the calendars and on-call schedules a policy names exist.
 #[derive(Debug, Default)]
 struct Recipients {
     channels: BTreeSet<String>,
     groups: BTreeSet<String>,
     users: BTreeSet<String>,
+    calendars: BTreeSet<String>,
+    schedules: BTreeSet<String>,
 }
 
 impl Recipients {
+    /// The channels, groups and users (enough for a group's members).
     async fn of<K: Clock>(api: &Api<K>, tenant: &TenantId) -> Result<Self, ApiError> {
-        let channels = api.ports.channels().channels(tenant).await?;
-        let groups = api.ports.escalations().groups(tenant).await?;
-        let users = api.ports.users().users(tenant).await?;
+        let channels = Box::pin(api.ports.channels().channels(tenant)).await?;
+        let groups = Box::pin(api.ports.escalations().groups(tenant)).await?;
+        let users = Box::pin(api.ports.users().users(tenant)).await?;
         Ok(Self {
             channels: channels.into_iter().map(|c| c.id.to_string()).collect(),
             groups: groups.into_iter().map(|g| g.group_id).collect(),
@@ -216,11 +228,57 @@ impl Recipients {
                 .filter(|u| u.removed_ms.is_none())
                 .map(|u| u.user_id)
                 .collect(),
+            ..Self::default()
         })
     }
 
-    /// Every channel, group and user the chain names exists; the first missing one is named.
+    /// [`Recipients::of`] and the calendar and schedules `policy` names, where they exist.
+    async fn for_policy<K: Clock>(
+        api: &Api<K>,
+        tenant: &TenantId,
+        policy: &EscalationPolicy,
+    ) -> Result<Self, ApiError> {
+        use serde::de::IgnoredAny;
+        // Boxed, like every read here: the SDK's futures are large, and a debug build polls
+        // them nested on a worker's stack.
+        let mut known = Box::pin(Self::of(api, tenant)).await?;
+        let oncall = api.ports.oncall();
+        if let Some(calendar) = &policy.calendar_id
+            && Box::pin(oncall.calendars().get::<IgnoredAny>(tenant, calendar))
+                .await?
+                .is_some()
+        {
+            known.calendars.insert(calendar.clone());
+        }
+        let named: BTreeSet<&String> = policy
+            .targets()
+            .filter_map(|t| match t {
+                Target::OnCall { schedule_id } => Some(schedule_id),
+                _ => None,
+            })
+            .collect();
+        for schedule in named {
+            if Box::pin(oncall.schedules().get::<IgnoredAny>(tenant, schedule))
+                .await?
+                .is_some()
+            {
+                known.schedules.insert(schedule.clone());
+            }
+        }
+        Ok(known)
+    }
+
+    /// Every channel, group, user, on-call schedule and the calendar the policy names exist;
+    /// the first missing one is named.
     fn check(&self, policy: &EscalationPolicy) -> Result<(), ApiError> {
+        if let Some(calendar) = &policy.calendar_id
+            && !self.calendars.contains(calendar)
+        {
+            return Err(ApiError::invalid(
+                "unknown_calendar",
+                format!("business-hours calendar {calendar} does not exist: create it first"),
+            ));
+        }
         for target in policy.targets() {
             match target {
                 Target::Channel { channel_id } if !self.channels.contains(channel_id) => {
@@ -233,6 +291,12 @@ impl Recipients {
                     return Err(ApiError::invalid(
                         "unknown_group",
                         format!("user group {group_id} does not exist: create it first"),
+                    ));
+                }
+                Target::OnCall { schedule_id } if !self.schedules.contains(schedule_id) => {
+                    return Err(ApiError::invalid(
+                        "unknown_schedule",
+                        format!("on-call schedule {schedule_id} does not exist: create it first"),
                     ));
                 }
                 Target::User { user_id } => self.check_user(user_id)?,
@@ -567,6 +631,8 @@ mod tests {
             channels: set(&["ops"]),
             groups: set(&["admins"]),
             users: set(&["usr-ana", "usr-bob"]),
+            calendars: set(&["hours"]),
+            schedules: set(&["night"]),
         }
     }
 
@@ -617,7 +683,7 @@ mod tests {
     }
 
     #[test]
-    fn every_named_channel_group_and_user_must_exist() {
+    fn every_named_channel_group_user_schedule_and_calendar_must_exist() {
         let r = recipients();
         let with = |extra: Value| {
             policy_from_body(
@@ -633,6 +699,13 @@ mod tests {
         };
         r.check(&with(json!({ "type": "assignee" })))
             .expect("all exist");
+        let mut with_calendar = with(json!({ "type": "assignee" }));
+        with_calendar.calendar_id = Some("hours".into());
+        r.check(&with_calendar).expect("the calendar exists");
+        with_calendar.calendar_id = Some("office".into());
+        let (status, c, message) = code(r.check(&with_calendar));
+        assert_eq!((status, c), (422, "unknown_calendar"));
+        assert!(message.contains("office"), "{message}");
         for (extra, want, named) in [
             (
                 json!({ "type": "user", "user_id": "usr-gone" }),
@@ -648,6 +721,11 @@ mod tests {
                 json!({ "type": "channel", "channel_id": "pager" }),
                 "unknown_channel",
                 "pager",
+            ),
+            (
+                json!({ "type": "on_call", "schedule_id": "day" }),
+                "unknown_schedule",
+                "day",
             ),
         ] {
             let (status, c, message) = code(r.check(&with(extra)));
