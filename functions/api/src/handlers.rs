@@ -892,6 +892,24 @@ pub(crate) async fn handle<K: Clock>(
         | Operation::GetWindow
         | Operation::DeleteWindow
         | Operation::WindowOccurrences => windows(api, context, matched, &p, request, now).await,
+        Operation::ListCalendars
+        | Operation::PutCalendar
+        | Operation::GetCalendar
+        | Operation::DeleteCalendar
+        | Operation::ImportHolidays
+        | Operation::CalendarOpen => {
+            crate::oncall::calendars(api, context, matched, &p, request, now).await
+        }
+        Operation::ListSchedules
+        | Operation::PutSchedule
+        | Operation::GetSchedule
+        | Operation::DeleteSchedule
+        | Operation::WhoIsOnCall
+        | Operation::ScheduleShifts
+        | Operation::AddOverride
+        | Operation::DeleteOverride => {
+            crate::oncall::schedules(api, context, matched, &p, request, now).await
+        }
         Operation::ListTemplates
         | Operation::GetTemplate
         | Operation::ApplyTemplate
@@ -1117,7 +1135,7 @@ impl From<KindInput> for ChannelKind {
 }
 
 /// Notes a change made through the API (who, what, when) for the audit trail.
-fn audit(context: &Context, action: &str, object: &str) {
+pub(crate) fn audit(context: &Context, action: &str, object: &str) {
     let pr = context.principal();
     tracing::info!(
         event = "audit",
@@ -1213,7 +1231,7 @@ async fn act<K: Clock>(
 }
 
 /// A policy may only name client companies, sites and devices of the tenant.
-async fn check_scope_exists<K: Clock>(
+pub(crate) async fn check_scope_exists<K: Clock>(
     api: &Api<K>,
     tenant: &TenantId,
     scope: &Scope,
@@ -1342,9 +1360,9 @@ async fn visible_device<K: Clock>(
         .ok_or(ApiError::NotFound { what: "device" })
 }
 
-struct Params<'a> {
-    path: &'a BTreeMap<&'static str, String>,
-    query: BTreeMap<String, String>,
+pub(crate) struct Params<'a> {
+    pub(crate) path: &'a BTreeMap<&'static str, String>,
+    pub(crate) query: BTreeMap<String, String>,
 }
 
 impl Params<'_> {
@@ -1355,7 +1373,7 @@ impl Params<'_> {
         })
     }
 
-    fn path_str(&self, name: &str) -> Result<&str, ApiError> {
+    pub(crate) fn path_str(&self, name: &str) -> Result<&str, ApiError> {
         self.path
             .get(name)
             .map(String::as_str)
@@ -1363,7 +1381,7 @@ impl Params<'_> {
     }
 
     /// A path id; one that cannot exist is simply not found.
-    fn id<T>(
+    pub(crate) fn id<T>(
         &self,
         name: &str,
         parse: impl Fn(&str) -> Result<T, IdError>,
@@ -1385,7 +1403,7 @@ impl Params<'_> {
 }
 
 /// One page of `items` ordered by `key`, after the `cursor` query parameter, `limit` long.
-fn page<T>(
+pub(crate) fn page<T>(
     mut items: Vec<T>,
     key: impl Fn(&T) -> String,
     view: impl Fn(&T) -> Value,
@@ -1423,7 +1441,9 @@ fn page<T>(
     ))
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    request: &HttpRequest,
+) -> Result<T, ApiError> {
     if request.body.is_empty() {
         return Err(ApiError::invalid("bad_body", "a JSON body is required"));
     }
@@ -1764,7 +1784,7 @@ fn window_invalid_code(e: &vigie_calendar::WindowInvalid) -> &'static str {
 }
 
 /// Whether the caller reaches a window of `scope` (see [`windows`]).
-async fn window_visible<K: Clock>(
+pub(crate) async fn window_visible<K: Clock>(
     api: &Api<K>,
     context: &Context,
     scope: &Scope,
@@ -1804,7 +1824,7 @@ async fn visible_window<K: Clock>(
 }
 
 /// `2026-03-29T01:00Z`.
-fn utc_text(ms: i64) -> String {
+pub(crate) fn utc_text(ms: i64) -> String {
     match vigie_calendar::LocalCalendar::new("UTC") {
         Ok(utc) => {
             let (d, t, _) = utc.to_local(ms);

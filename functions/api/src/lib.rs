@@ -12,6 +12,7 @@ pub mod access;
 pub mod config;
 pub mod error;
 mod handlers;
+mod oncall;
 pub mod openapi;
 pub mod routes;
 mod views;
