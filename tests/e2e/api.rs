@@ -147,6 +147,45 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         .put(&p.tenant, &window_id, &window, now_ms())
         .await
         .expect("window");
+    // A business-hours calendar of the client company, and an on-call schedule with an
+    // override.
+    let calendar_id = format!("cal-{client}");
+    let calendar = vigie_calendar::BusinessCalendar {
+        id: vigie_calendar::CalendarId::parse(&calendar_id).expect("id"),
+        name: format!("hours of {client}"),
+        time_zone: "Europe/Paris".into(),
+        scope: vigie_domain::policy::Scope::Client {
+            client: p.client.clone(),
+        },
+        weekly: vec![vigie_calendar::OpenHours {
+            days: vec![vigie_calendar::Weekday::Monday],
+            start: "08:00".parse().expect("time"),
+            end: "18:00".parse().expect("end"),
+        }],
+        holidays: vec![],
+        exceptions: vec![],
+    };
+    assert_eq!(calendar.validate(), Ok(()));
+    let oncall = stack.ports.oncall();
+    oncall
+        .calendars()
+        .put(&p.tenant, &calendar_id, &calendar, now_ms())
+        .await
+        .expect("calendar");
+    let schedule_id = format!("oncall-{client}");
+    let schedule: vigie_calendar::OnCallSchedule = serde_json::from_value(json!({
+        "id": schedule_id, "name": "on-call", "time_zone": "Europe/Paris",
+        "layers": [{ "name": "base", "participants": ["usr-a"], "rotation": { "type": "weekly" },
+                     "start": "2026-01-05T09:00" }],
+        "overrides": [{ "id": "swap-1", "user": "usr-b", "start_ms": 0, "end_ms": 3_600_000 }]
+    }))
+    .expect("schedule");
+    assert_eq!(schedule.validate(), Ok(()));
+    oncall
+        .schedules()
+        .put(&p.tenant, &schedule_id, &schedule, now_ms())
+        .await
+        .expect("schedule");
     let params = BTreeMap::from([
         ("tenant_id", tenant.to_owned()),
         ("client_id", client.to_owned()),
@@ -161,6 +200,9 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         ("user_id", user.user_id.clone()),
         ("invitation_id", invite.invitation_id.clone()),
         ("window_id", window_id),
+        ("calendar_id", calendar_id),
+        ("schedule_id", schedule_id),
+        ("override_id", "swap-1".to_owned()),
         // Built-in, the same in every tenant; applied at the `scope` above.
         ("template_id", "certificate-expiry".to_owned()),
     ]);
@@ -216,6 +258,19 @@ fn body_for(operation: Operation) -> Vec<u8> {
             "schedule": { "type": "once", "start": "2026-03-29T01:30", "end": "2026-03-29T04:00" },
             "suppress": { "notifications": true, "alerts": false }
         }),
+        Operation::PutCalendar => json!({
+            "name": "Office hours", "time_zone": "Europe/Paris", "scope": { "level": "tenant" },
+            "weekly": [{ "days": ["monday"], "start": "08:00", "end": "18:00" }]
+        }),
+        Operation::ImportHolidays => {
+            json!({ "holidays": [{ "date": "2026-12-25", "name": "Noël" }] })
+        }
+        Operation::PutSchedule => json!({
+            "name": "On-call", "time_zone": "Europe/Paris",
+            "layers": [{ "name": "base", "participants": ["usr-a"],
+                         "rotation": { "type": "daily" }, "start": "2026-01-05T09:00" }]
+        }),
+        Operation::AddOverride => json!({ "user": "usr-c", "start": 0, "end": 60_000 }),
         Operation::PutChannel => json!({
             "name": "changed",
             "kind": { "type": "teams", "webhook_url": "https://example.webhook.office.com/x" }
@@ -355,7 +410,10 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
             }
             if matches!(
                 route.operation,
-                Operation::PutChannel | Operation::PutWindow
+                Operation::PutChannel
+                    | Operation::PutWindow
+                    | Operation::PutCalendar
+                    | Operation::PutSchedule
             ) {
                 // An upsert into the caller's own tenant: checked after the matrix.
                 continue;
@@ -394,9 +452,15 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
             );
             // 4. A client viewer and another client company of its own tenant.
             if caller.role == Role::ClientViewer
-                && ["{client_id}", "{device_id}", "{alert_id}", "{window_id}"]
-                    .iter()
-                    .any(|p| route.path.contains(p))
+                && [
+                    "{client_id}",
+                    "{device_id}",
+                    "{alert_id}",
+                    "{window_id}",
+                    "{calendar_id}",
+                ]
+                .iter()
+                .any(|p| route.path.contains(p))
             {
                 let path = path_for(route, &sibling.params);
                 let answer = call(&stack, route, &path, Some(&caller.bearer)).await;
