@@ -3,6 +3,7 @@
 
 mod agent;
 mod api;
+mod escalation;
 mod evaluate;
 mod families;
 mod ingest;

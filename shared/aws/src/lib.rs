@@ -11,6 +11,7 @@ pub mod devices;
 pub mod directory;
 pub mod email;
 pub mod enrollment;
+pub mod escalations;
 pub mod evaluation;
 pub mod groups;
 pub mod heartbeats;
