@@ -182,6 +182,45 @@ pub(crate) async fn seed(
         .put_policy(&p.tenant, &policy, now_ms(), false)
         .await
         .expect("policy");
+    // A business-hours calendar of the client company, and an on-call schedule with an
+    // override.
+    let calendar_id = format!("cal-{client}");
+    let calendar = vigie_calendar::BusinessCalendar {
+        id: vigie_calendar::CalendarId::parse(&calendar_id).expect("id"),
+        name: format!("hours of {client}"),
+        time_zone: "Europe/Paris".into(),
+        scope: vigie_domain::policy::Scope::Client {
+            client: p.client.clone(),
+        },
+        weekly: vec![vigie_calendar::OpenHours {
+            days: vec![vigie_calendar::Weekday::Monday],
+            start: "08:00".parse().expect("time"),
+            end: "18:00".parse().expect("end"),
+        }],
+        holidays: vec![],
+        exceptions: vec![],
+    };
+    assert_eq!(calendar.validate(), Ok(()));
+    let oncall = stack.ports.oncall();
+    oncall
+        .calendars()
+        .put(&p.tenant, &calendar_id, &calendar, now_ms())
+        .await
+        .expect("calendar");
+    let schedule_id = format!("oncall-{client}");
+    let schedule: vigie_calendar::OnCallSchedule = serde_json::from_value(json!({
+        "id": schedule_id, "name": "on-call", "time_zone": "Europe/Paris",
+        "layers": [{ "name": "base", "participants": ["usr-a"], "rotation": { "type": "weekly" },
+                     "start": "2026-01-05T09:00" }],
+        "overrides": [{ "id": "swap-1", "user": "usr-b", "start_ms": 0, "end_ms": 3_600_000 }]
+    }))
+    .expect("schedule");
+    assert_eq!(schedule.validate(), Ok(()));
+    oncall
+        .schedules()
+        .put(&p.tenant, &schedule_id, &schedule, now_ms())
+        .await
+        .expect("schedule");
     let params = BTreeMap::from([
         ("tenant_id", tenant.to_owned()),
         ("client_id", client.to_owned()),
@@ -196,6 +235,9 @@ pub(crate) async fn seed(
         ("user_id", user.user_id.clone()),
         ("invitation_id", invite.invitation_id.clone()),
         ("window_id", window_id),
+        ("calendar_id", calendar_id),
+        ("schedule_id", schedule_id),
+        ("override_id", "swap-1".to_owned()),
         // Built-in, the same in every tenant; applied at the `scope` above.
         ("template_id", "certificate-expiry".to_owned()),
         ("policy_id", policy_id),
@@ -266,6 +308,19 @@ fn body_for(operation: Operation) -> Vec<u8> {
             "client_contact": { "type": "email", "address": "it@client.example" },
             "calendar_id": "hours"
         }),
+        Operation::PutCalendar => json!({
+            "name": "Office hours", "time_zone": "Europe/Paris", "scope": { "level": "tenant" },
+            "weekly": [{ "days": ["monday"], "start": "08:00", "end": "18:00" }]
+        }),
+        Operation::ImportHolidays => {
+            json!({ "holidays": [{ "date": "2026-12-25", "name": "Noël" }] })
+        }
+        Operation::PutSchedule => json!({
+            "name": "On-call", "time_zone": "Europe/Paris",
+            "layers": [{ "name": "base", "participants": ["usr-a"],
+                         "rotation": { "type": "daily" }, "start": "2026-01-05T09:00" }]
+        }),
+        Operation::AddOverride => json!({ "user": "usr-c", "start": 0, "end": 60_000 }),
         Operation::PutChannel => json!({
             "name": "changed",
             "kind": { "type": "teams", "webhook_url": "https://example.webhook.office.com/x" }
@@ -409,6 +464,8 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
                     | Operation::PutWindow
                     | Operation::PutEscalationPolicy
                     | Operation::PutUserGroup
+                    | Operation::PutCalendar
+                    | Operation::PutSchedule
             ) {
                 // An upsert into the caller's own tenant: checked after the matrix.
                 continue;
@@ -452,9 +509,15 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
             );
             // 4. A client viewer and another client company of its own tenant.
             if caller.role == Role::ClientViewer
-                && ["{client_id}", "{device_id}", "{alert_id}", "{window_id}"]
-                    .iter()
-                    .any(|p| route.path.contains(p))
+                && [
+                    "{client_id}",
+                    "{device_id}",
+                    "{alert_id}",
+                    "{window_id}",
+                    "{calendar_id}",
+                ]
+                .iter()
+                .any(|p| route.path.contains(p))
             {
                 let path = path_for(route, &sibling.params);
                 let answer = call(&stack, route, &path, Some(&caller.bearer)).await;

@@ -10,6 +10,7 @@ mod families;
 mod ingest;
 mod noise;
 mod notify;
+mod oncall;
 mod pipeline;
 mod provision;
 mod silence;

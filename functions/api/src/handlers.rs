@@ -892,6 +892,24 @@ pub(crate) async fn handle<K: Clock>(
         | Operation::GetWindow
         | Operation::DeleteWindow
         | Operation::WindowOccurrences => windows(api, context, matched, &p, request, now).await,
+        Operation::ListCalendars
+        | Operation::PutCalendar
+        | Operation::GetCalendar
+        | Operation::DeleteCalendar
+        | Operation::ImportHolidays
+        | Operation::CalendarOpen => {
+            crate::oncall::calendars(api, context, matched, &p, request, now).await
+        }
+        Operation::ListSchedules
+        | Operation::PutSchedule
+        | Operation::GetSchedule
+        | Operation::DeleteSchedule
+        | Operation::WhoIsOnCall
+        | Operation::ScheduleShifts
+        | Operation::AddOverride
+        | Operation::DeleteOverride => {
+            crate::oncall::schedules(api, context, matched, &p, request, now).await
+        }
         Operation::ListTemplates
         | Operation::GetTemplate
         | Operation::ApplyTemplate
@@ -1230,7 +1248,7 @@ async fn act<K: Clock>(
 }
 
 /// A policy may only name client companies, sites and devices of the tenant.
-async fn check_scope_exists<K: Clock>(
+pub(crate) async fn check_scope_exists<K: Clock>(
     api: &Api<K>,
     tenant: &TenantId,
     scope: &Scope,
@@ -1360,8 +1378,8 @@ async fn visible_device<K: Clock>(
 }
 
 pub(crate) struct Params<'a> {
-    path: &'a BTreeMap<&'static str, String>,
-    query: BTreeMap<String, String>,
+    pub(crate) path: &'a BTreeMap<&'static str, String>,
+    pub(crate) query: BTreeMap<String, String>,
 }
 
 impl Params<'_> {
@@ -1380,7 +1398,7 @@ impl Params<'_> {
     }
 
     /// A path id; one that cannot exist is simply not found.
-    fn id<T>(
+    pub(crate) fn id<T>(
         &self,
         name: &str,
         parse: impl Fn(&str) -> Result<T, IdError>,
@@ -1783,7 +1801,7 @@ fn window_invalid_code(e: &vigie_calendar::WindowInvalid) -> &'static str {
 }
 
 /// Whether the caller reaches a window of `scope` (see [`windows`]).
-async fn window_visible<K: Clock>(
+pub(crate) async fn window_visible<K: Clock>(
     api: &Api<K>,
     context: &Context,
     scope: &Scope,
@@ -1823,7 +1841,7 @@ async fn visible_window<K: Clock>(
 }
 
 /// `2026-03-29T01:00Z`.
-fn utc_text(ms: i64) -> String {
+pub(crate) fn utc_text(ms: i64) -> String {
     match vigie_calendar::LocalCalendar::new("UTC") {
         Ok(utc) => {
             let (d, t, _) = utc.to_local(ms);

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 mod escalation;
 mod handlers;
+mod oncall;
 pub mod openapi;
 pub mod routes;
 mod views;

@@ -553,6 +553,130 @@ fn schemas() -> Map<String, Value> {
                     "properties": { "start_ms": ms, "end_ms": ms, "start_utc": text,
                         "end_utc": text, "start_local": text, "end_local": text } } } } }),
     );
+    // Business-hours calendars and on-call schedules as `vigie_calendar` reads them; the
+    // handler validates the rest (zone, spans, layers) with stable error codes.
+    let end_time = json!({ "type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$" });
+    let open_hours = json!({ "type": "object", "additionalProperties": false,
+        "required": ["days", "start", "end"],
+        "properties": { "days": { "type": "array", "items": weekday }, "start": time, "end": end_time } });
+    let holiday = json!({ "type": "object", "additionalProperties": false, "required": ["date", "name"],
+        "properties": { "date": date, "name": text } });
+    let calendar_body = json!({
+        "name": { "type": "string", "minLength": 1, "maxLength": 200 },
+        "time_zone": text,
+        "scope": scope,
+        "weekly": { "type": "array", "items": open_hours },
+        "holidays": { "type": "array", "items": holiday },
+        "exceptions": { "type": "array", "items": { "type": "object", "additionalProperties": false,
+            "required": ["date"], "properties": { "date": date, "note": text,
+                "hours": { "type": "array", "items": { "type": "object", "additionalProperties": false,
+                    "required": ["start", "end"], "properties": { "start": time, "end": end_time } } } } } },
+    });
+    s.insert(
+        "CalendarInput".into(),
+        json!({ "type": "object", "additionalProperties": false,
+            "required": ["name", "time_zone", "scope", "weekly"], "properties": calendar_body }),
+    );
+    let mut calendar = calendar_body.clone();
+    calendar["calendar_id"] = id.clone();
+    s.insert(
+        "Calendar".into(),
+        json!({ "type": "object",
+            "required": ["calendar_id", "name", "time_zone", "scope", "weekly", "holidays", "exceptions"],
+            "properties": calendar }),
+    );
+    s.insert("CalendarPage".into(), page_of("Calendar"));
+    s.insert(
+        "HolidayImport".into(),
+        json!({ "type": "object", "additionalProperties": false,
+            "description": "Either iCalendar text (RFC 5545: all-day VEVENTs, yearly RRULEs) or a list",
+            "properties": { "ical": { "type": "string", "maxLength": 1_048_576 },
+                "holidays": { "type": "array", "items": holiday } } }),
+    );
+    s.insert(
+        "HolidaysImported".into(),
+        json!({ "type": "object", "required": ["calendar", "added", "holidays"],
+            "properties": { "calendar": { "$ref": "#/components/schemas/Calendar" },
+                "added": { "type": "integer", "minimum": 0 },
+                "holidays": { "type": "integer", "minimum": 0 } } }),
+    );
+    let maybe_ms = json!({ "type": ["integer", "null"] });
+    let maybe_text = json!({ "type": ["string", "null"] });
+    s.insert(
+        "CalendarOpen".into(),
+        json!({ "type": "object",
+            "required": ["calendar_id", "time_zone", "at_ms", "at_utc", "local", "open", "next_open_ms", "next_close_ms"],
+            "properties": { "calendar_id": id, "time_zone": text, "at_ms": ms, "at_utc": text,
+                "local": text, "open": { "type": "boolean" },
+                "next_open_ms": maybe_ms, "next_open_local": maybe_text,
+                "next_close_ms": maybe_ms, "next_close_local": maybe_text } }),
+    );
+    let override_schema = json!({ "type": "object", "additionalProperties": false,
+        "required": ["id", "user", "start_ms", "end_ms"],
+        "properties": { "id": id, "user": text, "start_ms": ms, "end_ms": ms, "note": text } });
+    let schedule_body = json!({
+        "name": { "type": "string", "minLength": 1, "maxLength": 200 },
+        "time_zone": text,
+        "layers": { "type": "array", "minItems": 1, "maxItems": 10, "items": {
+            "type": "object", "additionalProperties": false,
+            "required": ["name", "participants", "rotation", "start"],
+            "properties": { "name": text,
+                "participants": { "type": "array", "minItems": 1, "maxItems": 50, "items": text },
+                "rotation": { "type": "object", "additionalProperties": false, "required": ["type"],
+                    "properties": { "type": { "enum": ["daily", "weekly", "custom"] },
+                        "hours": { "type": "integer", "minimum": 1, "maximum": 2160 } } },
+                "start": datetime,
+                "active": { "type": "array", "items": open_hours } } } },
+        "overrides": { "type": "array", "items": override_schema },
+    });
+    s.insert(
+        "ScheduleInput".into(),
+        json!({ "type": "object", "additionalProperties": false,
+            "required": ["name", "time_zone", "layers"], "properties": schedule_body }),
+    );
+    let mut schedule = schedule_body.clone();
+    schedule["schedule_id"] = id.clone();
+    s.insert(
+        "Schedule".into(),
+        json!({ "type": "object",
+            "required": ["schedule_id", "name", "time_zone", "layers", "overrides"],
+            "properties": schedule }),
+    );
+    s.insert("SchedulePage".into(), page_of("Schedule"));
+    s.insert(
+        "OnCall".into(),
+        json!({ "type": "object", "required": ["schedule_id", "time_zone", "at_ms", "at_utc", "at_local", "on_call"],
+            "properties": { "schedule_id": id, "time_zone": text, "at_ms": ms, "at_utc": text,
+                "at_local": text,
+                "on_call": { "oneOf": [ { "type": "null" }, { "type": "object",
+                    "required": ["user", "layer", "override_id", "since_ms", "until_ms", "since_utc",
+                        "until_utc", "since_local", "until_local"],
+                    "properties": { "user": text, "layer": maybe_text, "override_id": maybe_text,
+                        "since_ms": ms, "until_ms": ms, "since_utc": text, "until_utc": text,
+                        "since_local": text, "until_local": text } } ] } } }),
+    );
+    s.insert(
+        "Shifts".into(),
+        json!({ "type": "object", "required": ["schedule_id", "time_zone", "from_ms", "to_ms", "items"],
+            "properties": { "schedule_id": id, "time_zone": text, "from_ms": ms, "to_ms": ms,
+                "items": { "type": "array", "items": { "type": "object",
+                    "required": ["user", "layer", "override_id", "start_ms", "end_ms", "start_local", "end_local"],
+                    "properties": { "user": text, "layer": maybe_text, "override_id": maybe_text,
+                        "start_ms": ms, "end_ms": ms, "start_local": text, "end_local": text } } } } }),
+    );
+    let body_instant = json!({ "oneOf": [ { "type": "integer" }, { "type": "string", "format": "date-time" } ] });
+    s.insert(
+        "NewOverride".into(),
+        json!({ "type": "object", "additionalProperties": false, "required": ["user", "start", "end"],
+            "properties": { "id": id, "user": text, "start": body_instant, "end": body_instant,
+                "note": text } }),
+    );
+    s.insert(
+        "OverrideAdded".into(),
+        json!({ "type": "object", "required": ["schedule", "override"],
+            "properties": { "schedule": { "$ref": "#/components/schemas/Schedule" },
+                "override": override_schema } }),
+    );
     s.insert(
         "EffectivePolicy".into(),
         json!({
