@@ -72,6 +72,20 @@ pub enum Operation {
     GetTemplate,
     ApplyTemplate,
     RemoveTemplate,
+    CreateIncident,
+    ListIncidents,
+    GetIncident,
+    AddIncidentAlerts,
+    RemoveIncidentAlert,
+    SetIncidentRoles,
+    SetIncidentSeverity,
+    SetIncidentStatus,
+    AcknowledgeIncident,
+    CommentIncident,
+    PostIncidentStatusMessage,
+    ResolveIncident,
+    ListIncidentMessageTemplates,
+    ResponseTimesReport,
 }
 
 /// Where the objects of an operation live.
@@ -214,6 +228,20 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/policies/{scope}/templates/{template_id}", Operation::ApplyTemplate, Realm::Tenant, RESPONDERS, "Apply a template at a scope (again: replaces only its own rules), with optional per-rule overrides", 200, Some("TemplateApplication"), "AppliedTemplate"),
     route("DELETE", "/v1/policies/{scope}/templates/{template_id}", Operation::RemoveTemplate, Realm::Tenant, RESPONDERS, "Remove a template's rules from the policy at a scope", 200, None, "RemovedTemplate"),
     route("GET", "/v1/alert-history", Operation::AlertHistory, Realm::Tenant, READERS, "Alert episodes opened in a time window, newest last (filters: since_ms, until_ms, status, severity, client_id, site_id, family)", 200, None, "AlertPage"),
+    route("POST", "/v1/incidents", Operation::CreateIncident, Realm::Tenant, RESPONDERS, "Open an incident: a title, a severity (1 to 3), the alerts it groups and who holds its roles", 201, Some("NewIncident"), "Incident"),
+    route("GET", "/v1/incidents", Operation::ListIncidents, Realm::Tenant, READERS, "List incidents, oldest first (filters: status, sev, client_id, since_ms, until_ms on the opening time)", 200, None, "IncidentSummaryPage"),
+    route("GET", "/v1/incidents/{incident_id}", Operation::GetIncident, Realm::Tenant, READERS, "An incident with its alerts, roles, timeline and status messages; a client viewer sees its external status messages only", 200, None, "Incident"),
+    route("POST", "/v1/incidents/{incident_id}/alerts", Operation::AddIncidentAlerts, Realm::Tenant, RESPONDERS, "Group more alerts into an incident", 200, Some("IncidentAlerts"), "Incident"),
+    route("DELETE", "/v1/incidents/{incident_id}/alerts/{alert_id}", Operation::RemoveIncidentAlert, Realm::Tenant, RESPONDERS, "Take an alert out of an incident", 200, None, "Incident"),
+    route("PUT", "/v1/incidents/{incident_id}/roles", Operation::SetIncidentRoles, Realm::Tenant, RESPONDERS, "Name or clear the incident manager, technical lead and communications lead: a role left out is unchanged, null clears it", 200, Some("IncidentRoles"), "Incident"),
+    route("POST", "/v1/incidents/{incident_id}/severity", Operation::SetIncidentSeverity, Realm::Tenant, RESPONDERS, "Change an incident's severity", 200, Some("IncidentSeverity"), "Incident"),
+    route("POST", "/v1/incidents/{incident_id}/status", Operation::SetIncidentStatus, Realm::Tenant, RESPONDERS, "Move an incident to investigating, identified, monitoring or resolved", 200, Some("IncidentStatusChange"), "Incident"),
+    route("POST", "/v1/incidents/{incident_id}/acknowledge", Operation::AcknowledgeIncident, Realm::Tenant, RESPONDERS, "Acknowledge an incident: the first acknowledgement counts for MTTA", 200, None, "Incident"),
+    route("POST", "/v1/incidents/{incident_id}/comments", Operation::CommentIncident, Realm::Tenant, RESPONDERS, "Comment on an incident's timeline, also after its resolution", 201, Some("NewComment"), "Incident"),
+    route("POST", "/v1/incidents/{incident_id}/status-messages", Operation::PostIncidentStatusMessage, Realm::Tenant, RESPONDERS, "Post an internal or external status message, from a template with its fields or as free text", 201, Some("NewStatusMessage"), "Incident"),
+    route("POST", "/v1/incidents/{incident_id}/resolve", Operation::ResolveIncident, Realm::Tenant, RESPONDERS, "Resolve an incident: its duration counts for MTTR; only comments and status messages follow", 200, None, "Incident"),
+    route("GET", "/v1/incident-message-templates", Operation::ListIncidentMessageTemplates, Realm::Tenant, RESPONDERS, "List the built-in status message templates with their internal and external wordings and fields", 200, None, "IncidentMessageTemplatePage"),
+    route("GET", "/v1/reports/response-times", Operation::ResponseTimesReport, Realm::Tenant, &[MspAdmin, Technician, Accounting], "MTTA and MTTR per severity over the incidents opened in a time window (from=…; to=…; client_id)", 200, None, "ResponseTimes"),
 ];
 
 /// A matched route and its path parameters.

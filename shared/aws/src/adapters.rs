@@ -181,6 +181,14 @@ impl AwsPorts {
         }
     }
 
+    /// Incidents (the API's reads and writes).
+    pub fn incidents(&self) -> crate::incidents::DynamoIncidents {
+        crate::incidents::DynamoIncidents {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
     pub fn users(&self) -> crate::users::DynamoUsers {
         crate::users::DynamoUsers {
             client: self.clients.dynamodb.clone(),

@@ -14,6 +14,7 @@ pub mod enrollment;
 pub mod evaluation;
 pub mod groups;
 pub mod heartbeats;
+pub mod incidents;
 pub mod item;
 pub mod metering;
 pub mod notifications;
