@@ -5,6 +5,7 @@ mod agent;
 mod api;
 mod evaluate;
 mod families;
+mod incidents;
 mod ingest;
 mod noise;
 mod notify;
