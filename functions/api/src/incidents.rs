@@ -281,6 +281,8 @@ pub(super) async fn incidents<K: Clock>(
                 Some(_) => return Err(ApiError::invalid("bad_filter", "sev is 1, 2 or 3")),
             };
             let client = p.query_id("client_id", ClientId::parse)?;
+            // "Which incident is this alert in?": the alert's own record does not say.
+            let alert = p.query.get("alert_id");
             let since = ms(p, "since_ms")?.unwrap_or(0);
             let until = ms(p, "until_ms")?.unwrap_or(now + 1);
             if until <= since {
@@ -298,6 +300,7 @@ pub(super) async fn incidents<K: Clock>(
                 .filter(|i| status.is_none_or(|s| i.status == s))
                 .filter(|i| sev.is_none_or(|s| i.sev == s))
                 .filter(|i| client.is_none() || i.client_id == client)
+                .filter(|i| alert.is_none_or(|a| i.alerts.iter().any(|x| &x.alert_id == a)))
                 .collect();
             page(
                 items,

@@ -998,7 +998,7 @@ mod tests {
         assert_eq!(a.as_str().len(), 4 + 15 + 1 + 8);
         assert!(a < b);
         assert_eq!(IncidentId::parse(a.as_str()), Ok(a.clone()));
-        assert!(IncidentId::lower_bound(T0) <= a.as_str().to_owned());
+        assert!(IncidentId::lower_bound(T0).as_str() <= a.as_str());
         assert!(a.as_str() < IncidentId::upper_bound(T0).as_str());
         assert!(b.as_str() > IncidentId::upper_bound(T0).as_str());
         assert!(a.as_str() < IncidentId::lower_bound(T0 + 1).as_str());
