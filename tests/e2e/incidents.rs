@@ -805,3 +805,66 @@ async fn concurrent_changes_to_one_incident_all_land_through_conditional_writes(
         Err(vigie_aws::incidents::UpdateFailed::NotFound)
     ));
 }
+
+/// `POST /v1/incidents` with an `Idempotency-Key`: status, body and whether the answer says it
+/// was replayed.
+async fn open_with_key(stack: &Stack, bearer: &str, key: &str, body: Value) -> (u16, Value, bool) {
+    let url = format!("{}/v1/incidents", stack.url());
+    let (bearer, key) = (bearer.to_owned(), key.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let result = ureq::post(&url)
+            .set("authorization", &format!("Bearer {bearer}"))
+            .set("content-type", "application/json")
+            .set("Idempotency-Key", &key)
+            .send_bytes(&serde_json::to_vec(&body).expect("json"));
+        let resp = match result {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let replayed = resp.header("idempotent-replayed") == Some("true");
+        let status = resp.status();
+        let json = serde_json::from_str(&resp.into_string().expect("body")).expect("json");
+        (status, json, replayed)
+    })
+    .await
+    .expect("request thread")
+}
+
+/// An automation that times out and retries opens one incident, not two; the key is the
+/// caller's own (another person's same key opens their own), and a bad key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_open_with_the_same_idempotency_key_opens_one_incident() {
+    let own = local_issuer();
+    let stack = api_stack("incidents-idem", &own).await;
+    let tenant = placement("msp-idem", "acme", "hq").tenant;
+    stack.seed(&placement("msp-idem", "acme", "hq")).await;
+    let psa = token(&own, "psa-sync", Role::MspAdmin, &tenant, None, &[]);
+    let bob = token(&own, "bob", Role::Technician, &tenant, None, &[]);
+    let body = json!({ "title": "Ticket 4711: VPN down", "sev": 2 });
+
+    let (s1, first, replayed1) = open_with_key(&stack, &psa, "ticket-4711", body.clone()).await;
+    assert_eq!((s1, replayed1), (201, false), "{first:?}");
+    // The same request again, twice at once: the first incident, nothing new.
+    let (a, b) = tokio::join!(
+        open_with_key(&stack, &psa, "ticket-4711", body.clone()),
+        open_with_key(&stack, &psa, "ticket-4711", body.clone()),
+    );
+    for (status, again, replayed) in [a, b] {
+        assert_eq!((status, replayed), (201, true), "{again:?}");
+        assert_eq!(again["incident_id"], first["incident_id"]);
+    }
+    let (_, other_key, replayed) = open_with_key(&stack, &psa, "ticket-4712", body.clone()).await;
+    assert!(!replayed);
+    assert_ne!(other_key["incident_id"], first["incident_id"]);
+    let (_, other_caller, replayed) =
+        open_with_key(&stack, &bob, "ticket-4711", body.clone()).await;
+    assert!(!replayed);
+    assert_ne!(other_caller["incident_id"], first["incident_id"]);
+    let (status, bad, _) = open_with_key(&stack, &psa, &"k".repeat(256), body.clone()).await;
+    assert_eq!(
+        (status, &bad["error"]["code"]),
+        (422, &json!("bad_idempotency_key"))
+    );
+    let listed = as_user(&stack, &psa, "GET", "/v1/incidents", Value::Null).await;
+    assert_eq!(listed.json["items"].as_array().map(Vec::len), Some(3));
+}

@@ -914,7 +914,12 @@ pub(crate) async fn handle<K: Clock>(
         | Operation::ResolveIncident
         | Operation::ListIncidentMessageTemplates
         | Operation::ResponseTimesReport => {
-            incidents::incidents(api, context, matched, &p, request, now).await
+            // On the heap, so this function's future (every request's) does not grow by it:
+            // debug builds move futures through the stack, and worker stacks are 2 MiB.
+            Box::pin(incidents::incidents(
+                api, context, matched, &p, request, now,
+            ))
+            .await
         }
         Operation::EffectivePolicy => {
             let device = visible_device(api, context, &p).await?;

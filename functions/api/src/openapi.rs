@@ -792,6 +792,9 @@ fn error_response(description: &str) -> Value {
 /// Request bodies a route may omit (applying a template without overrides).
 const OPTIONAL_BODIES: &[&str] = &["TemplateApplication"];
 
+/// Operations that take an `Idempotency-Key` header.
+const IDEMPOTENT: &[(&str, &str)] = &[("POST", "/v1/incidents")];
+
 /// The query filters a summary names: `… (filters: a, b, c)` or `… (a=…; b=…)`.
 fn filters(summary: &str) -> Vec<&str> {
     let Some(inner) = summary
@@ -825,6 +828,11 @@ pub fn document() -> Value {
             }).into_iter().flatten())
             .chain(filters(route.summary).into_iter().map(|name| {
                 json!({ "name": name, "in": "query", "schema": { "type": "string" } })
+            }))
+            .chain(IDEMPOTENT.contains(&(route.method, route.path)).then(|| {
+                json!({ "name": "idempotency-key", "in": "header", "schema": { "type": "string",
+                    "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$" },
+                    "description": "Names the request: a retry with the same key (from the same caller, within a day) answers what the first one created, with `idempotent-replayed: true`" })
             }))
             .collect();
         let mut responses = Map::new();

@@ -116,6 +116,21 @@ impl<'de> Deserialize<'de> for IncidentId {
     }
 }
 
+/// Longest `Idempotency-Key` a caller may send when opening an incident.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// The stored name of a caller's idempotency key: SHA-256 over who sent it and the key, hex.
+/// Two people reusing one key never meet; the key itself is never stored.
+pub fn idempotency_digest(subject: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(subject.as_bytes())
+        .chain_update([0u8])
+        .chain_update(key.as_bytes())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 // ---- The document ------------------------------------------------------------------------
 
 /// Where the response stands. `Resolved` is reached only by resolving.
@@ -1565,6 +1580,20 @@ mod tests {
         assert_eq!(r.all.mtta.median_s, Some(90.0));
         assert_eq!(r.all.mtta.mean_s, Some(120.25));
         assert_eq!(ResponseTimes::from(&[][..]).all.mtta.mean_s, None);
+    }
+
+    #[test]
+    fn idempotency_digests_separate_callers_and_keys() {
+        let d = idempotency_digest("alice", "k1");
+        assert_eq!(d.len(), 64);
+        assert!(
+            d.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(d, idempotency_digest("alice", "k1"));
+        assert_ne!(d, idempotency_digest("bob", "k1"));
+        assert_ne!(d, idempotency_digest("alice", "k2"));
+        assert_ne!(idempotency_digest("ab", "c"), idempotency_digest("a", "bc"));
     }
 
     #[test]

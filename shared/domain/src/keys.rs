@@ -234,6 +234,13 @@ impl<'a> TenantKeys<'a> {
         key(self.pk(), format!("INCIDENT{SEP}{incident}"))
     }
 
+    /// The incident opened by one request with an `Idempotency-Key` (`digest`: see
+    /// [`crate::incident::idempotency_digest`]): a retried request finds it instead of
+    /// opening a second one.
+    pub fn incident_request(&self, digest: &str) -> TableKey {
+        key(self.pk(), format!("IDEMKEY{SEP}INCIDENT{SEP}{digest}"))
+    }
+
     /// The incidents opened in `[from_ms, to_ms)`: (partition, lowest and highest sort key).
     /// Incident ids start with their opening time, so this is a key range.
     pub fn incidents_range(&self, from_ms: i64, to_ms: i64) -> (String, String, String) {
