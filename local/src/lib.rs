@@ -125,6 +125,11 @@ pub type EvaluatorService = vigie_evaluator::Evaluator<
 /// How often the local runtime runs the silence sweeper (on AWS: a one-minute schedule).
 pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How often the local runtime runs the escalation sweep and audit (on AWS: every minute and
+/// every 10 minutes).
+pub const ESCALATION_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+pub const ESCALATION_AUDIT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How often the local runtime runs the usage close (on AWS: hourly).
 pub const USAGE_CLOSE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -256,6 +261,13 @@ impl LocalRuntime {
                 async move { evaluator.handle(event).await }
             },
         )));
+        let mail_from = std::env::var("VIGIE_MAIL_FROM")
+            .unwrap_or_else(|_| vigie_notifier::service::DEFAULT_MAIL_FROM.to_owned());
+        ports
+            .mailer()
+            .ensure_sender(&mail_from)
+            .await
+            .map_err(std::io::Error::other)?;
         let notifier = Arc::new(
             vigie_notifier::service::Notifier::new(
                 ports.channels(),
@@ -268,8 +280,48 @@ impl LocalRuntime {
             )
             .with_channel_ttl(policy_ttl)
             .with_backoff(options.notify_backoff)
+            .with_mail_from(&mail_from)
             .with_groups(ports.alert_groups()),
         );
+        // The escalator: its queue (alert transitions, wake-ups), its sweep and its audit.
+        let escalator = Arc::new(vigie_escalator::Escalator::new(
+            ports,
+            vigie_escalator::resolver::DynamoRosters {
+                ports: ports.clone(),
+            },
+            SystemClock,
+        ));
+        let queue = pollers::PolledQueue::lookup(&sqs, ports.escalate_queue_url())
+            .await
+            .map_err(std::io::Error::other)?;
+        let handler = Arc::clone(&escalator);
+        runtime.pollers.push(tokio::spawn(pollers::run(
+            sqs.clone(),
+            queue,
+            move |event| {
+                let escalator = Arc::clone(&handler);
+                async move { escalator.handle(event).await }
+            },
+        )));
+        let sweeping = Arc::clone(&escalator);
+        runtime.pollers.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ESCALATION_SWEEP_EVERY);
+            let mut audits = tokio::time::interval(ESCALATION_AUDIT_EVERY);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if let Err(e) = sweeping.sweep().await {
+                            tracing::warn!(error = %e, "escalation sweep failed; next tick retries");
+                        }
+                    }
+                    _ = audits.tick() => {
+                        if let Err(e) = sweeping.audit().await {
+                            tracing::warn!(error = %e, "escalation audit failed; next tick retries");
+                        }
+                    }
+                }
+            }
+        }));
         // The silence sweeper on a schedule, as EventBridge would run it.
         let sweeper = vigie_evaluator::silence::SilenceSweeper::new(
             ports.devices(),

@@ -18,15 +18,21 @@ use crate::evaluate::{disk_policy, envelope, evaluator};
 use crate::stack::{Answer, Stack, enroll, now_ms, placement, send};
 
 /// The objects of one tenant the matrix points at.
-struct Objects {
-    tenant: TenantId,
-    params: BTreeMap<&'static str, String>,
+pub(crate) struct Objects {
+    pub(crate) tenant: TenantId,
+    pub(crate) params: BTreeMap<&'static str, String>,
 }
 
 /// Seeds a client company, a site, an enrolled device, a spare token, a channel and an open
 /// alert. Client, site and channel ids are the tenant's own (two tenants may reuse them), so
 /// the other tenant's are chosen apart from ours.
-async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &str) -> Objects {
+pub(crate) async fn seed(
+    stack: &Stack,
+    tenant: &str,
+    client: &str,
+    site: &str,
+    channel: &str,
+) -> Objects {
     let p = placement(tenant, client, site);
     stack.seed(&p).await;
     let (token, plain) = stack.token(&p, 1).await;
@@ -175,6 +181,35 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         .put(&p.tenant, &window_id, &window, now_ms())
         .await
         .expect("window");
+    // A user group (the user above) and an escalation policy naming it, the channel and the
+    // user: every escalation route points at them.
+    let group_id = format!("grp-{client}");
+    let escalations = stack.ports.escalations();
+    let group = vigie_domain::escalation::UserGroup {
+        group_id: group_id.clone(),
+        name: format!("admins of {client}"),
+        members: vec![user.user_id.clone()],
+    };
+    escalations
+        .put_group(&p.tenant, &group, now_ms())
+        .await
+        .expect("group");
+    let policy_id = format!("esc-{client}");
+    let policy: vigie_domain::escalation::EscalationPolicy = serde_json::from_value(json!({
+        "policy_id": policy_id,
+        "name": format!("servers of {client}"),
+        "steps": [
+            { "do": "notify", "to": [{ "type": "group", "group_id": group_id }],
+              "cc": [{ "type": "channel", "channel_id": channel_id }] },
+            { "do": "wait", "minutes": 30 },
+            { "do": "notify", "to": [{ "type": "user", "user_id": user.user_id }] }
+        ]
+    }))
+    .expect("policy");
+    escalations
+        .put_policy(&p.tenant, &policy, now_ms(), false)
+        .await
+        .expect("policy");
     let params = BTreeMap::from([
         ("tenant_id", tenant.to_owned()),
         ("client_id", client.to_owned()),
@@ -192,6 +227,8 @@ async fn seed(stack: &Stack, tenant: &str, client: &str, site: &str, channel: &s
         // Built-in, the same in every tenant; applied at the `scope` above.
         ("template_id", "certificate-expiry".to_owned()),
         ("incident_id", incident.incident_id.to_string()),
+        ("policy_id", policy_id),
+        ("group_id", group_id),
     ]);
     Objects {
         tenant: p.tenant,
@@ -252,6 +289,19 @@ fn body_for(operation: Operation) -> Vec<u8> {
             "time_zone": "Europe/Paris",
             "schedule": { "type": "once", "start": "2026-03-29T01:30", "end": "2026-03-29T04:00" },
             "suppress": { "notifications": true, "alerts": false }
+        }),
+        Operation::PutEscalationPolicy => json!({
+            "name": "Servers",
+            "steps": [{ "do": "notify", "to": [{ "type": "assignee" }] }]
+        }),
+        Operation::PutUserGroup => json!({ "name": "Night shift", "members": [] }),
+        Operation::PolicyFromTemplate => json!({
+            "policy_id": format!("tpl-{}", now_ms()),
+            "supervisors": { "type": "assignee" },
+            "supervision_mailbox": { "type": "email", "address": "noc@msp.example" },
+            "account_manager": { "type": "email", "address": "am@msp.example" },
+            "client_contact": { "type": "email", "address": "it@client.example" },
+            "calendar_id": "hours"
         }),
         Operation::PutChannel => json!({
             "name": "changed",
@@ -392,14 +442,22 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
             }
             if matches!(
                 route.operation,
-                Operation::PutChannel | Operation::PutWindow
+                Operation::PutChannel
+                    | Operation::PutWindow
+                    | Operation::PutEscalationPolicy
+                    | Operation::PutUserGroup
             ) {
                 // An upsert into the caller's own tenant: checked after the matrix.
                 continue;
             }
             // 3. Another tenant's object: not found, like a missing one. (Built-in templates
-            //    are the same in every tenant: only a missing one is not found.)
-            if route.operation != Operation::GetTemplate {
+            //    are the same in every tenant: only a missing one is not found. The matrix's
+            //    `template_id` is a policy template, so for escalation templates it is a
+            //    missing one.)
+            if !matches!(
+                route.operation,
+                Operation::GetTemplate | Operation::PolicyFromTemplate
+            ) {
                 let path = path_for(route, &theirs.params);
                 let answer = call(&stack, route, &path, Some(&caller.bearer)).await;
                 assert_eq!(
@@ -483,6 +541,27 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
         .find(|c| c.id.as_str() == "their-ops")
         .map(|c| c.name);
     assert_eq!(untouched.as_deref(), Some("ops of msp-theirs"));
+    // The same for a user group: their group id becomes a group of ours.
+    let put = ROUTES
+        .iter()
+        .find(|r| r.operation == Operation::PutUserGroup)
+        .expect("route");
+    let answer = call(
+        &stack,
+        put,
+        &path_for(put, &theirs.params),
+        Some(admin_token),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.json);
+    let theirs_group = stack
+        .ports
+        .escalations()
+        .group(&theirs.tenant, &theirs.params["group_id"])
+        .await
+        .expect("read")
+        .map(|g| g.name);
+    assert_eq!(theirs_group.as_deref(), Some("admins of initech"));
 
     // The allowed roles get their own objects.
     let admin = &callers

@@ -3,6 +3,8 @@
 
 mod agent;
 mod api;
+mod escalation;
+mod escalation_api;
 mod evaluate;
 mod families;
 mod incidents;

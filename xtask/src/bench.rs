@@ -5,6 +5,8 @@
 //! - the agent's resident memory and CPU while it runs at its default cadence against the
 //!   local stack, read from `/proc/<pid>/status` and `/proc/<pid>/stat`.
 //!
+//! `--escalation` measures the escalation sweep (see `escalation_bench`).
+//!
 //! `--api` measures the tenant API instead: warm `GET /v1/clients` (JWT verification and one
 //! DynamoDB Query) over real HTTP against the local runtime and the emulator, and JWT
 //! verification alone, in process.
@@ -20,6 +22,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     let mut agent_seconds = 300u64;
     let mut skip_criterion = false;
     let mut api_requests = None;
+    let mut escalation: Option<(usize, usize)> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -27,10 +30,22 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
             "--skip-criterion" => skip_criterion = true,
             "--api" => api_requests = Some(1000),
             "--api-requests" => api_requests = Some(it.next().context("value")?.parse()?),
+            "--escalation" => escalation = Some(escalation.unwrap_or((10_000, 100))),
+            "--pending" => {
+                let n = it.next().context("value")?.parse()?;
+                escalation = Some((n, escalation.map_or(100, |e| e.1)));
+            }
+            "--due" => {
+                let n = it.next().context("value")?.parse()?;
+                escalation = Some((escalation.map_or(10_000, |e| e.0), n));
+            }
             other => bail!(
-                "unknown argument {other:?}; usage: cargo xtask bench [--agent-seconds N] [--skip-criterion] | --api [--api-requests N]"
+                "unknown argument {other:?}; usage: cargo xtask bench [--agent-seconds N] [--skip-criterion] | --api [--api-requests N] | --escalation [--pending N] [--due M]"
             ),
         }
+    }
+    if let Some((pending, due)) = escalation {
+        return crate::escalation_bench::main(pending, due);
     }
     if let Some(requests) = api_requests {
         return api(requests);

@@ -316,6 +316,16 @@ async fn watch(
         "webhook receiver listening at {} (channel demo-webhook, HMAC-signed)",
         sink.url()
     ));
+    let escalation = demo_escalation();
+    escalation.validate()?;
+    ports
+        .escalations()
+        .put_policy(&tenant, &escalation, now(), false)
+        .await?;
+    mark(
+        "escalation policy demo-escalation: notify demo-webhook now, again after 15 min, then every 15 min up to 3 times, until someone acknowledges"
+            .into(),
+    );
     let warn_at = (used - 1.0).max(0.01);
     ports
         .policies()
@@ -404,9 +414,20 @@ async fn watch(
             if !r.signature_valid {
                 bail!("a webhook arrived with a signature that does not verify");
             }
-            match (phase, kind.as_str()) {
+            let escalation_step = (body["type"] == "escalation")
+                .then(|| body["notice"]["step"].as_u64())
+                .flatten();
+            match (phase.clone(), kind.as_str()) {
                 (Phase::WaitOpen, "opened") => {
                     let alert_id = body["event"]["alert_id"].as_str().unwrap_or("?").to_owned();
+                    let opened_ms = body["event"]["opened_ms"].as_i64().unwrap_or(0);
+                    mark(format!(
+                        "alert {alert_id} opened; the escalation policy \"demo-escalation\" starts on it"
+                    ));
+                    phase = Phase::WaitStep(alert_id, opened_ms);
+                }
+                (Phase::WaitStep(alert_id, opened_ms), _) if escalation_step == Some(1) => {
+                    let alert_id = alert_id.clone();
                     let acked = api_post(
                         &server.url(),
                         technician,
@@ -418,6 +439,29 @@ async fn watch(
                         acked["status"].as_str().unwrap_or("?"),
                         acked["acknowledged"]["by"].as_str().unwrap_or("?")
                     ));
+                    let (work, _) = ports
+                        .alert_work()
+                        .work(&tenant, &alert_id, opened_ms)
+                        .await?;
+                    if let Some(esc) = work.escalation {
+                        for line in &esc.trace {
+                            mark(format!("escalation trace ({}): {}", line.action, line.text));
+                        }
+                        let stopped = matches!(
+                            esc.state,
+                            vigie_domain::escalation::EscalationState::Acknowledged { .. }
+                        ) && esc.due_ms.is_none();
+                        if !stopped {
+                            bail!(
+                                "the acknowledgement did not stop the escalation: {:?}",
+                                esc.state
+                            );
+                        }
+                        mark(
+                            "escalation stopped by the acknowledgement: no further step is due"
+                                .into(),
+                        );
+                    }
                     ports
                         .policies()
                         .put(&tenant, &disk_policy(site.clone(), &mount, 100.0)?, now())
@@ -451,6 +495,34 @@ async fn watch(
     Ok(())
 }
 
+/// The demo's escalation policy: the webhook now and every 15 minutes until acknowledged.
+fn demo_escalation() -> vigie_domain::escalation::EscalationPolicy {
+    use vigie_domain::escalation::{Applies, EscalationPolicy, Sev3Urgency, Step, Target};
+    EscalationPolicy {
+        policy_id: "demo-escalation".into(),
+        name: "Demo: page the ticketing webhook until acknowledged".into(),
+        description: None,
+        applies: Applies::default(),
+        priority: 0,
+        calendar_id: None,
+        time_zone: "Europe/Paris".into(),
+        sev3: Sev3Urgency::Now,
+        repeat: 2,
+        ack_timeout_minutes: None,
+        steps: vec![
+            Step::Notify {
+                to: vec![Target::Channel {
+                    channel_id: "demo-webhook".into(),
+                }],
+                cc: vec![],
+                say: Some("acknowledge in the tenant API, or this repeats every 15 minutes".into()),
+            },
+            Step::wait_minutes(15),
+        ],
+        template: None,
+    }
+}
+
 /// A POST to the local tenant API with a bearer token; the JSON answer (an error is an error).
 async fn api_post(base: &str, token: &str, path: &str) -> anyhow::Result<serde_json::Value> {
     let url = format!("{base}{path}");
@@ -465,9 +537,11 @@ async fn api_post(base: &str, token: &str, path: &str) -> anyhow::Result<serde_j
     .await?
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
     WaitOpen,
+    /// Open; waiting for the escalation's first step (alert id, opened at).
+    WaitStep(String, i64),
     WaitResolve,
     Done,
 }

@@ -14,6 +14,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("vigie-evaluator", "evaluator"),
     ("vigie-sweeper", "sweeper"),
     ("vigie-notifier", "notifier"),
+    ("vigie-escalator", "escalator"),
     ("vigie-api", "api"),
 ];
 

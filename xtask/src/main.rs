@@ -5,6 +5,7 @@ mod api;
 mod api_check;
 mod bench;
 mod demo;
+mod escalation_bench;
 mod lambda;
 mod measure;
 mod test;

@@ -472,7 +472,7 @@ async fn latencies(
 }
 
 /// On-demand list price of one request (USD), or `None` for an operation not priced here.
-fn price(op: &str) -> Option<f64> {
+pub(crate) fn price(op: &str) -> Option<f64> {
     const RRU: f64 = 0.125e-6;
     const WRU: f64 = 0.625e-6;
     Some(match op {

@@ -921,6 +921,23 @@ pub(crate) async fn handle<K: Clock>(
             ))
             .await
         }
+        Operation::ListEscalationPolicies
+        | Operation::PutEscalationPolicy
+        | Operation::GetEscalationPolicy
+        | Operation::DeleteEscalationPolicy
+        | Operation::ListEscalationTemplates
+        | Operation::PolicyFromTemplate
+        | Operation::ListUserGroups
+        | Operation::PutUserGroup
+        | Operation::GetUserGroup
+        | Operation::DeleteUserGroup => {
+            // Boxed: its DynamoDB futures would otherwise grow every request's future (and the
+            // stack a debug build polls it on).
+            Box::pin(crate::escalation::handle(
+                api, context, matched, &p, request, now,
+            ))
+            .await
+        }
         Operation::EffectivePolicy => {
             let device = visible_device(api, context, &p).await?;
             let policies = ports.policies().policies(context.tenant()?).await?;
@@ -1142,7 +1159,7 @@ impl From<KindInput> for ChannelKind {
 }
 
 /// Notes a change made through the API (who, what, when) for the audit trail.
-fn audit(context: &Context, action: &str, object: &str) {
+pub(crate) fn audit(context: &Context, action: &str, object: &str) {
     let pr = context.principal();
     tracing::info!(
         event = "audit",
@@ -1367,7 +1384,7 @@ async fn visible_device<K: Clock>(
         .ok_or(ApiError::NotFound { what: "device" })
 }
 
-struct Params<'a> {
+pub(crate) struct Params<'a> {
     path: &'a BTreeMap<&'static str, String>,
     query: BTreeMap<String, String>,
 }
@@ -1380,7 +1397,7 @@ impl Params<'_> {
         })
     }
 
-    fn path_str(&self, name: &str) -> Result<&str, ApiError> {
+    pub(crate) fn path_str(&self, name: &str) -> Result<&str, ApiError> {
         self.path
             .get(name)
             .map(String::as_str)
@@ -1410,7 +1427,7 @@ impl Params<'_> {
 }
 
 /// One page of `items` ordered by `key`, after the `cursor` query parameter, `limit` long.
-fn page<T>(
+pub(crate) fn page<T>(
     mut items: Vec<T>,
     key: impl Fn(&T) -> String,
     view: impl Fn(&T) -> Value,
@@ -1448,7 +1465,9 @@ fn page<T>(
     ))
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    request: &HttpRequest,
+) -> Result<T, ApiError> {
     if request.body.is_empty() {
         return Err(ApiError::invalid("bad_body", "a JSON body is required"));
     }

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod config;
 pub mod error;
+mod escalation;
 mod handlers;
 pub mod openapi;
 pub mod routes;

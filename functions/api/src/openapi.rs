@@ -16,7 +16,7 @@ fn name_schema(max: u32) -> Value {
     json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S" })
 }
 
-fn page_of(item: &str) -> Value {
+pub(crate) fn page_of(item: &str) -> Value {
     json!({
         "type": "object",
         "required": ["items", "next_cursor"],
@@ -435,7 +435,8 @@ fn schemas() -> Map<String, Value> {
                 "assigned": stamp, "resolved_by_hand": stamp,
                 "comments": { "type": "array", "items": { "type": "object",
                     "required": ["by", "at_ms", "text"],
-                    "properties": { "by": text, "at_ms": ms, "text": text } } }
+                    "properties": { "by": text, "at_ms": ms, "text": text } } },
+                "escalation": { "$ref": "#/components/schemas/AlertEscalation" }
             }
         }),
     );
@@ -669,6 +670,7 @@ fn schemas() -> Map<String, Value> {
         }),
     );
     incident_schemas(&mut s);
+    crate::escalation::schemas(&mut s);
     s
 }
 

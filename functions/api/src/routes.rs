@@ -86,6 +86,16 @@ pub enum Operation {
     ResolveIncident,
     ListIncidentMessageTemplates,
     ResponseTimesReport,
+    ListEscalationPolicies,
+    PutEscalationPolicy,
+    GetEscalationPolicy,
+    DeleteEscalationPolicy,
+    ListEscalationTemplates,
+    PolicyFromTemplate,
+    ListUserGroups,
+    PutUserGroup,
+    GetUserGroup,
+    DeleteUserGroup,
 }
 
 /// Where the objects of an operation live.
@@ -242,6 +252,17 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/incidents/{incident_id}/resolve", Operation::ResolveIncident, Realm::Tenant, RESPONDERS, "Resolve an incident: its duration counts for MTTR; only comments and status messages follow", 200, None, "Incident"),
     route("GET", "/v1/incident-message-templates", Operation::ListIncidentMessageTemplates, Realm::Tenant, RESPONDERS, "List the built-in status message templates with their internal and external wordings and fields", 200, None, "IncidentMessageTemplatePage"),
     route("GET", "/v1/reports/response-times", Operation::ResponseTimesReport, Realm::Tenant, &[MspAdmin, Technician, Accounting], "MTTA and MTTR per severity over the incidents opened in a time window (from=…; to=…; client_id)", 200, None, "ResponseTimes"),
+    // Escalation policies, their built-in templates and user groups (crate::escalation).
+    route("GET", "/v1/escalation-policies", Operation::ListEscalationPolicies, Realm::Tenant, RESPONDERS, "List escalation policies", 200, None, "EscalationPolicyPage"),
+    route("PUT", "/v1/escalation-policies/{policy_id}", Operation::PutEscalationPolicy, Realm::Tenant, ADMIN, "Create or replace an escalation policy (every channel, user group and user it names must exist; running escalations keep their copy)", 200, Some("EscalationPolicyInput"), "EscalationPolicy"),
+    route("GET", "/v1/escalation-policies/{policy_id}", Operation::GetEscalationPolicy, Realm::Tenant, RESPONDERS, "An escalation policy", 200, None, "EscalationPolicy"),
+    route("DELETE", "/v1/escalation-policies/{policy_id}", Operation::DeleteEscalationPolicy, Realm::Tenant, ADMIN, "Remove an escalation policy (running escalations keep their copy)", 200, None, "EscalationPolicy"),
+    route("GET", "/v1/escalation-templates", Operation::ListEscalationTemplates, Realm::Tenant, RESPONDERS, "List the built-in escalation templates (the seed procedures) with the parameters they need", 200, None, "EscalationTemplatePage"),
+    route("POST", "/v1/escalation-policies/from-template/{template_id}", Operation::PolicyFromTemplate, Realm::Tenant, ADMIN, "Create an escalation policy from a built-in template (409 policy_exists if its id is taken)", 201, Some("EscalationTemplateParams"), "EscalationPolicy"),
+    route("GET", "/v1/user-groups", Operation::ListUserGroups, Realm::Tenant, RESPONDERS, "List user groups", 200, None, "UserGroupPage"),
+    route("PUT", "/v1/user-groups/{group_id}", Operation::PutUserGroup, Realm::Tenant, ADMIN, "Create or replace a user group (members are users of the tenant)", 200, Some("UserGroupInput"), "UserGroup"),
+    route("GET", "/v1/user-groups/{group_id}", Operation::GetUserGroup, Realm::Tenant, RESPONDERS, "A user group", 200, None, "UserGroup"),
+    route("DELETE", "/v1/user-groups/{group_id}", Operation::DeleteUserGroup, Realm::Tenant, ADMIN, "Remove a user group (409 group_in_use while an escalation policy names it)", 200, None, "UserGroup"),
 ];
 
 /// A matched route and its path parameters.

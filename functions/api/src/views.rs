@@ -189,6 +189,11 @@ pub fn alert(record: &Value, work: &vigie_domain::workflow::AlertWork) -> Value 
     view["assigned"] = json!(work.assigned);
     view["resolved_by_hand"] = json!(work.resolved);
     view["comments"] = json!(work.comments);
+    // The escalation running on the episode, if any (absent otherwise, so older clients see
+    // the same alert as before).
+    if let Some(e) = &work.escalation {
+        view["escalation"] = crate::escalation::escalation_view(e);
+    }
     // Sev 1 / 2 / 3 next to the severity's name (records stored before it carry none).
     if let Ok(severity) =
         serde_json::from_value::<vigie_domain::alert::Severity>(record["severity"].clone())

@@ -44,6 +44,7 @@
 /// Channels live in the domain (storage and the API need them too).
 pub use vigie_domain::notification as channel;
 pub mod deliver;
+pub mod escalation;
 pub mod grouping;
 pub mod maintenance;
 pub mod render;

@@ -18,6 +18,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ports = AwsPorts::from_env().await?;
     let console = std::env::var("VIGIE_CONSOLE_URL")
         .unwrap_or_else(|_| "https://console.vigie.example".into());
+    // The sender of escalation e-mails to people: an SES identity (verified by its owner on AWS).
+    let mail_from = std::env::var("VIGIE_MAIL_FROM")
+        .unwrap_or_else(|_| vigie_notifier::service::DEFAULT_MAIL_FROM.to_owned());
+    ports.mailer().ensure_sender(&mail_from).await?;
     let notifier = Notifier::new(
         ports.channels(),
         ports.deliveries(),
@@ -27,6 +31,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         &console,
         Duration::from_secs(5),
     )
+    .with_mail_from(&mail_from)
     .with_groups(ports.alert_groups());
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

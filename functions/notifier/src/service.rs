@@ -16,8 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{Instrument as _, error, info, info_span, warn};
+use vigie_aws::escalations::NoticeMessage;
 use vigie_domain::alert::AlertEvent;
 use vigie_domain::clock::Clock;
+use vigie_domain::escalation::Notice;
 use vigie_domain::grouping::{AlertGroups, FlushMessage, NoGrouping};
 use vigie_domain::ids::TenantId;
 use vigie_domain::notification::NotificationChannel;
@@ -90,7 +92,12 @@ pub struct Notifier<C, L, Q, K, M, G = NoGrouping> {
     timeout: Duration,
     channel_ttl: Duration,
     cache: Mutex<HashMap<TenantId, CachedChannels>>,
+    /// Sender of escalation e-mails to people (users, addresses).
+    mail_from: String,
 }
+
+/// The default sender of escalation e-mails (`VIGIE_MAIL_FROM` overrides it in the functions).
+pub const DEFAULT_MAIL_FROM: &str = "escalation@vigie.localhost";
 
 /// A tenant's channels and when they were read.
 type CachedChannels = (Instant, Arc<Vec<NotificationChannel>>);
@@ -118,6 +125,7 @@ impl<C, L, Q, K, M> Notifier<C, L, Q, K, M> {
             timeout,
             channel_ttl: CHANNEL_TTL,
             cache: Mutex::new(HashMap::new()),
+            mail_from: DEFAULT_MAIL_FROM.to_owned(),
         }
     }
 }
@@ -146,12 +154,20 @@ where
             timeout: self.timeout,
             channel_ttl: self.channel_ttl,
             cache: self.cache,
+            mail_from: self.mail_from,
         }
     }
 
     /// How retries back off (default [`Backoff::default`]).
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// The sender of escalation e-mails to people (default [`DEFAULT_MAIL_FROM`]); on AWS it
+    /// must be a verified SES identity.
+    pub fn with_mail_from(mut self, from: &str) -> Self {
+        self.mail_from = from.to_owned();
         self
     }
 
@@ -197,6 +213,20 @@ where
                         true
                     })),
                     Err(_) => None,
+                };
+                // An escalation step's notice (see `crate::escalation`).
+                let retry = match retry {
+                    Some(r) => Some(r),
+                    None => match serde_json::from_str::<NoticeMessage>(&record.body) {
+                        Ok(m) => Some(match self.deliver_notice(&m.escalation_notice, last).await {
+                            Ok(outcome) => !outcome.retrying.is_empty(),
+                            Err(e) => {
+                                error!(error = %e, notice_id = %m.escalation_notice.notice_id, "escalation notice failed; retrying later");
+                                true
+                            }
+                        }),
+                        Err(_) => None,
+                    },
                 };
                 if let Some(retry) = retry {
                     if retry {
@@ -328,6 +358,90 @@ where
                         _ => outcome.retrying.push(id),
                     }
                 }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Delivers an escalation notice to each of its recipients, once per (notice, recipient).
+    pub async fn deliver_notice(
+        &self,
+        notice: &Notice,
+        last: bool,
+    ) -> Result<EventOutcome, StoreError> {
+        let tenant = &notice.tenant_id;
+        let channels = self.channels_of(tenant).await?;
+        let mut outcome = EventOutcome::default();
+        for (recipient, copy) in notice.recipients() {
+            let key = recipient.key();
+            let now = self.clock.now_ms();
+            let attempt = match self
+                .log
+                .claim(tenant, &notice.notice_id, &key, now, CLAIM_LEASE_MS)
+                .await?
+            {
+                Claim::Done => continue,
+                Claim::Busy => {
+                    outcome.retrying.push(key);
+                    continue;
+                }
+                Claim::Claimed { attempt } => attempt,
+            };
+            let (mut record, kind) = match crate::escalation::prepare(
+                notice,
+                recipient,
+                copy,
+                &channels,
+                &self.mail_from,
+                &self.console_base,
+                now / 1000,
+            ) {
+                Ok((notification, kind)) => (self.send(notification).await, kind),
+                Err(why) => (
+                    DeliveryRecord {
+                        status: "failed",
+                        response_code: None,
+                        detail: why,
+                    },
+                    None,
+                ),
+            };
+            if last && record.status == "retrying" {
+                record.status = "exhausted";
+                record.detail = format!(
+                    "gave up after {attempt} attempts, the notice goes to the dead-letter queue; last: {}",
+                    record.detail
+                );
+            }
+            info!(
+                event = "escalation_delivery",
+                tenant_id = %tenant,
+                notice_id = %notice.notice_id,
+                recipient = %key,
+                step = notice.step,
+                attempt,
+                status = record.status,
+                "{}",
+                record.detail
+            );
+            let channel_type = kind.as_ref().map_or(ChannelType::Email, ChannelType::of);
+            self.log
+                .record(
+                    tenant,
+                    &notice.notice_id,
+                    &key,
+                    DeliveryUsage {
+                        client: &notice.alert.client_id,
+                        channel_type,
+                    },
+                    &record,
+                    self.clock.now_ms(),
+                )
+                .await?;
+            match record.status {
+                "delivered" => outcome.delivered.push(key),
+                "failed" => outcome.failed.push(key),
+                _ => outcome.retrying.push(key),
             }
         }
         Ok(outcome)

@@ -33,6 +33,8 @@ pub struct AwsPorts {
     notify_dlq_url: String,
     notify_queue_arn: String,
     events_queue_arn: String,
+    escalate_queue_url: String,
+    escalate_dlq_url: String,
     /// `arn:aws:sns:<region>:<account>:`
     sns_arn_prefix: String,
 }
@@ -65,6 +67,8 @@ impl AwsPorts {
         let telemetry_dlq_url = url(names.telemetry_dlq()).await?;
         let notify_queue_url = url(names.notify_queue()).await?;
         let notify_dlq_url = url(names.notify_dlq()).await?;
+        let escalate_queue_url = url(names.escalate_queue()).await?;
+        let escalate_dlq_url = url(names.escalate_dlq()).await?;
         // Region and account, for the ARNs of the tenants' topics and of the queues.
         let notify_queue_arn = clients
             .sqs
@@ -94,6 +98,8 @@ impl AwsPorts {
             notify_dlq_url,
             notify_queue_arn,
             events_queue_arn,
+            escalate_queue_url,
+            escalate_dlq_url,
             sns_arn_prefix,
         })
     }
@@ -160,6 +166,16 @@ impl AwsPorts {
         }
     }
 
+    /// Business-hours calendars and on-call schedules: `oncall().calendars()` and
+    /// `oncall().schedules()` for the API's versioned reads and writes; the escalation engine
+    /// reads one by id through [`vigie_domain::ports::OnCallStore`].
+    pub fn oncall(&self) -> crate::oncall::DynamoOnCall {
+        crate::oncall::DynamoOnCall {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
     pub fn evaluation(&self) -> DynamoEvaluation {
         DynamoEvaluation {
             client: self.clients.dynamodb.clone(),
@@ -189,6 +205,41 @@ impl AwsPorts {
         }
     }
 
+    fn escalate_queue_arn(&self) -> String {
+        format!(
+            "{}{}",
+            self.notify_queue_arn
+                .trim_end_matches(&self.names.notify_queue()),
+            self.names.escalate_queue()
+        )
+    }
+
+    /// Escalation policies and user groups.
+    pub fn escalations(&self) -> crate::escalations::DynamoEscalations {
+        crate::escalations::DynamoEscalations {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
+    /// Notices to the notifier, wake-ups to the escalator.
+    pub fn escalation_queue(&self) -> crate::escalations::EscalationQueue {
+        crate::escalations::EscalationQueue {
+            sqs: self.clients.sqs.clone(),
+            notify_queue_url: self.notify_queue_url.clone(),
+            escalate_queue_url: self.escalate_queue_url.clone(),
+        }
+    }
+
+    /// The escalate queue (alert transitions and wake-ups) with its dead-letter queue.
+    pub fn escalate_queue(&self) -> SqsConsumedQueue {
+        SqsConsumedQueue {
+            sqs: self.clients.sqs.clone(),
+            url: self.escalate_queue_url.clone(),
+            dlq_url: self.escalate_dlq_url.clone(),
+        }
+    }
+
     pub fn users(&self) -> crate::users::DynamoUsers {
         crate::users::DynamoUsers {
             client: self.clients.dynamodb.clone(),
@@ -211,6 +262,7 @@ impl AwsPorts {
             sns_arn_prefix: self.sns_arn_prefix.clone(),
             notify_queue_arn: self.notify_queue_arn.clone(),
             events_queue_arn: self.events_queue_arn.clone(),
+            escalate_queue_arn: self.escalate_queue_arn(),
             channels: self.channels(),
         }
     }
@@ -302,6 +354,10 @@ impl AwsPorts {
             .trim_end_matches(&self.names.notify_queue())
             .to_owned()
             + &self.names.events_queue()
+    }
+
+    pub fn escalate_queue_url(&self) -> &str {
+        &self.escalate_queue_url
     }
 
     pub fn notify_queue_url(&self) -> &str {

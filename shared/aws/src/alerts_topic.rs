@@ -46,7 +46,20 @@ pub struct TenantTopics {
     pub(crate) sns_arn_prefix: String,
     pub(crate) notify_queue_arn: String,
     pub(crate) events_queue_arn: String,
+    pub(crate) escalate_queue_arn: String,
     pub(crate) channels: DynamoChannels,
+}
+
+/// The escalate queue's subscription: raw delivery of the transitions that start, change or
+/// stop an escalation.
+pub fn escalate_subscription_attributes() -> HashMap<String, String> {
+    HashMap::from([
+        ("RawMessageDelivery".to_owned(), "true".to_owned()),
+        (
+            "FilterPolicy".to_owned(),
+            serde_json::json!({"kind": ["opened", "severity_raised", "resolved"]}).to_string(),
+        ),
+    ])
 }
 
 /// What [`TenantTopics::sync`] set up.
@@ -93,6 +106,14 @@ impl TenantTopics {
             &topic_arn,
             &self.events_queue_arn,
             &HashMap::from([raw.clone()]),
+        )
+        .await
+        .map_err(unavailable)?;
+        ensure_sqs_subscription(
+            &self.sns,
+            &topic_arn,
+            &self.escalate_queue_arn,
+            &escalate_subscription_attributes(),
         )
         .await
         .map_err(unavailable)?;

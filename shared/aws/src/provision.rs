@@ -76,6 +76,9 @@ pub struct Provisioned {
     pub notify_dlq_arn: String,
     pub events_queue_url: String,
     pub events_queue_arn: String,
+    pub escalate_queue_url: String,
+    pub escalate_queue_arn: String,
+    pub escalate_dlq_url: String,
     /// The ARN pattern of the tenants' alerts topics (`arn:aws:sns:<region>:<account>:<prefix>-alerts-*`);
     /// the topics themselves are created per tenant ([`crate::alerts_topic::TenantTopics`]).
     pub alerts_topics_pattern: String,
@@ -215,6 +218,14 @@ pub async fn provision_with(
 
     let (events_queue_url, events_queue_arn) =
         ensure_queue(sqs, &names.events_queue(), events_attributes()).await?;
+    let (escalate_dlq_url, escalate_dlq_arn) =
+        ensure_queue(sqs, &names.escalate_dlq(), standard_dlq_attributes()).await?;
+    let (escalate_queue_url, escalate_queue_arn) = ensure_queue(
+        sqs,
+        &names.escalate_queue(),
+        notify_attributes(&escalate_dlq_arn),
+    )
+    .await?;
     let alerts_topics_pattern = format!(
         "{}{}*",
         sns_arn_prefix(&notify_queue_arn).ok_or_else(|| missing(
@@ -228,9 +239,23 @@ pub async fn provision_with(
     for (name, url, arn) in [
         (names.notify_queue(), &notify_queue_url, &notify_queue_arn),
         (names.events_queue(), &events_queue_url, &events_queue_arn),
+        (
+            names.escalate_queue(),
+            &escalate_queue_url,
+            &escalate_queue_arn,
+        ),
     ] {
         allow_topics_to_send(sqs, &name, url, arn, &alerts_topics_pattern).await?;
     }
+    // Topics of tenants that existed before the escalate queue did get its subscription too
+    // (a new tenant's topic gets it from `TenantTopics::sync`).
+    subscribe_existing_topics(
+        &clients.sns,
+        &alerts_topics_pattern,
+        &escalate_queue_arn,
+        &crate::alerts_topic::escalate_subscription_attributes(),
+    )
+    .await?;
 
     let s3 = &clients.s3;
     for bucket in [names.reports_bucket(), names.spill_bucket()] {
@@ -255,6 +280,9 @@ pub async fn provision_with(
         notify_dlq_arn,
         events_queue_url,
         events_queue_arn,
+        escalate_queue_url,
+        escalate_queue_arn,
+        escalate_dlq_url,
         alerts_topics_pattern,
         audit_bucket,
         reports_bucket: names.reports_bucket(),
@@ -655,6 +683,34 @@ pub async fn ensure_sqs_subscription(
     }
 }
 
+/// Ensures `queue_arn`'s subscription on every existing topic matching `pattern` (`…*`).
+async fn subscribe_existing_topics(
+    sns: &aws_sdk_sns::Client,
+    pattern: &str,
+    queue_arn: &str,
+    attributes: &HashMap<String, String>,
+) -> Result<(), ProvisionError> {
+    let prefix = pattern.trim_end_matches('*');
+    let mut next_token = None;
+    loop {
+        let page = sns
+            .list_topics()
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(failed(ResourceKind::Subscription, prefix, "ListTopics"))?;
+        for topic in page.topics() {
+            if let Some(arn) = topic.topic_arn().filter(|a| a.starts_with(prefix)) {
+                ensure_sqs_subscription(sns, arn, queue_arn, attributes).await?;
+            }
+        }
+        match page.next_token {
+            Some(t) if !t.is_empty() => next_token = Some(t),
+            _ => return Ok(()),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // S3
 
@@ -808,6 +864,8 @@ pub async fn teardown(clients: &AwsClients, names: &ResourceNames) -> usize {
         names.notify_queue(),
         names.notify_dlq(),
         names.events_queue(),
+        names.escalate_queue(),
+        names.escalate_dlq(),
     ] {
         match queue_url(&clients.sqs, &queue).await {
             Ok(url) => {

@@ -50,6 +50,16 @@ impl ResourceNames {
         format!("{}-alert-events", self.prefix)
     }
 
+    /// Standard queue subscribed to every tenant's alerts topic (openings, raises and
+    /// resolutions only), consumed by the escalator; also carries its delayed wake-ups.
+    pub fn escalate_queue(&self) -> String {
+        format!("{}-escalate", self.prefix)
+    }
+
+    pub fn escalate_dlq(&self) -> String {
+        format!("{}-escalate-dlq", self.prefix)
+    }
+
     /// What every tenant's alerts topic name starts with.
     pub fn alerts_topic_prefix(&self) -> String {
         format!("{}-alerts-", self.prefix)

@@ -1,4 +1,4 @@
-//! Time in local calendars: maintenance windows now, business hours and on-call later.
+//! Time in local calendars: maintenance windows, business hours and on-call schedules.
 //!
 //! Invariants: pure (no I/O, no AWS, no async, no clock: instants are passed in as Unix
 //! milliseconds). Time zones come from the IANA database compiled into the binary (jiff's
@@ -43,12 +43,37 @@
 //!   validation, [`MaintenanceWindow::is_active`], [`MaintenanceWindow::next_change`],
 //!   [`MaintenanceWindow::occurrences`]. Storing windows and applying them in the evaluator
 //!   and notifier are not here.
+//! - [`hours`]: [`BusinessCalendar`] (weekly [`OpenHours`], [`Holiday`]s, [`DayException`]s):
+//!   [`BusinessCalendar::is_open`], [`BusinessCalendar::next_open`],
+//!   [`BusinessCalendar::next_close`], [`BusinessCalendar::open_intervals`] and
+//!   [`BusinessCalendar::at_local_time`] ("tomorrow at 09:00 on an open day").
+//! - [`ical`]: [`parse_ical_holidays`], public holidays from iCalendar text.
+//! - [`oncall`]: [`OnCallSchedule`] (rotation [`Layer`]s and [`Override`]s):
+//!   [`OnCallSchedule::on_call_at`] for any instant, [`OnCallSchedule::shifts`].
+//!
+//! Business hours and on-call follow the same reading of wall-clock times as windows: an
+//! opening hour, a closing hour or a hand-off time that does not exist that day is the first
+//! instant after the gap, one that occurs twice is its first occurrence. "Tomorrow at 09:00"
+//! and a daily 09:00 hand-off stay at 09:00 on the wall clock across a change (the day in
+//! between lasts 23 or 25 hours); a custom on-call rotation of N hours is N elapsed hours.
 
+pub mod hours;
+pub mod ical;
+pub mod ids;
 pub mod local;
+pub mod oncall;
 pub mod window;
 
+pub use hours::{
+    BusinessCalendar, CalendarInvalid, DayException, EndTime, Holiday, OpenHours, OpenSpan,
+};
+pub use ical::{IcalInvalid, parse_ical_holidays, parse_ical_holidays_between};
+pub use ids::{CalendarId, OverrideId, ScheduleId};
 pub use local::{
     Disambiguation, LocalCalendar, LocalDate, LocalDateTime, LocalTime, LocalValueInvalid,
-    UnknownTimeZone, Weekday,
+    UnknownTimeZone, Weekday, parse_instant,
+};
+pub use oncall::{
+    Layer, OnCallAt, OnCallSchedule, Override, Rotation, ScheduleInvalid, Shift, validate_override,
 };
 pub use window::{MaintenanceWindow, Nth, Recurrence, Schedule, Suppress, WindowId, WindowInvalid};

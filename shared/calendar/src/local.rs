@@ -363,6 +363,27 @@ impl LocalCalendar {
             .map_err(|_| UnknownTimeZone(zone.to_owned()))
     }
 
+    /// Coordinated Universal Time.
+    pub fn utc() -> Self {
+        Self {
+            zone: TimeZone::UTC,
+        }
+    }
+
+    /// The wall clock at an instant with the zone's offset then, to the minute:
+    /// `2026-03-29T03:00+02:00`. What a person in the zone reads, and unambiguous.
+    pub fn local_text(&self, ms: i64) -> String {
+        let zoned = timestamp(ms).to_zoned(self.zone.clone());
+        let offset = zoned.offset().seconds() / 60;
+        let sign = if offset < 0 { '-' } else { '+' };
+        let (d, t, _) = self.to_local(ms);
+        format!(
+            "{d}T{t}{sign}{:02}:{:02}",
+            offset.abs() / 60,
+            offset.abs() % 60
+        )
+    }
+
     /// The zone's canonical IANA name.
     pub fn zone_name(&self) -> &str {
         self.zone.iana_name().unwrap_or("UTC")
@@ -415,6 +436,22 @@ impl LocalCalendar {
         };
         self.to_utc(at, Disambiguation::Earlier)
     }
+}
+
+/// An instant written as Unix milliseconds (`1774746000000`) or as an RFC 3339 date-time
+/// with an offset (`2026-03-29T03:00:00+02:00`, `2026-03-29T01:00:00Z`).
+pub fn parse_instant(s: &str) -> Result<i64, LocalValueInvalid> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    s.parse::<Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| LocalValueInvalid {
+            what: "instant",
+            expected: "Unix milliseconds or RFC 3339 with an offset",
+            input: s.chars().take(64).collect(),
+        })
 }
 
 fn offset_instant(offset: Offset, dt: civil::DateTime) -> Option<Timestamp> {
@@ -536,6 +573,31 @@ mod tests {
             ny.to_utc(at, Disambiguation::Later),
             utc("2026-11-01T06:30:00Z")
         );
+    }
+
+    #[test]
+    fn instants_parse_and_local_text_shows_the_offset() {
+        assert_eq!(parse_instant("1774746000000"), Ok(1_774_746_000_000));
+        assert_eq!(
+            parse_instant("2026-03-29T03:00:00+02:00"),
+            Ok(utc("2026-03-29T01:00:00Z"))
+        );
+        assert!(parse_instant("2026-03-29T03:00").is_err());
+        assert!(parse_instant("tomorrow").is_err());
+        let paris = cal("Europe/Paris");
+        assert_eq!(
+            paris.local_text(utc("2026-03-29T01:00:00Z")),
+            "2026-03-29T03:00+02:00"
+        );
+        assert_eq!(
+            paris.local_text(utc("2026-03-29T00:59:00Z")),
+            "2026-03-29T01:59+01:00"
+        );
+        assert_eq!(
+            cal("America/New_York").local_text(utc("2026-11-01T06:30:00Z")),
+            "2026-11-01T01:30-05:00"
+        );
+        assert_eq!(LocalCalendar::utc().local_text(0), "1970-01-01T00:00+00:00");
     }
 
     #[test]

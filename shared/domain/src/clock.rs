@@ -43,3 +43,10 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// A shared clock (several services of one test or simulation reading one [`ManualClock`]).
+impl<T: Clock + ?Sized> Clock for std::sync::Arc<T> {
+    fn now_ms(&self) -> i64 {
+        (**self).now_ms()
+    }
+}

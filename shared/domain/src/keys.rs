@@ -157,6 +157,46 @@ impl<'a> TenantKeys<'a> {
         (self.pk(), format!("WINDOW{SEP}"))
     }
 
+    /// An escalation policy of the tenant.
+    pub fn escalation_policy(&self, policy_id: &str) -> TableKey {
+        key(self.pk(), format!("ESCPOLICY{SEP}{policy_id}"))
+    }
+
+    /// Prefix of every escalation policy of the tenant.
+    pub fn escalation_policies_prefix(&self) -> (String, String) {
+        (self.pk(), format!("ESCPOLICY{SEP}"))
+    }
+
+    /// A user group of the tenant (people an escalation step notifies together).
+    pub fn user_group(&self, group_id: &str) -> TableKey {
+        key(self.pk(), format!("USERGROUP{SEP}{group_id}"))
+    }
+
+    /// Prefix of every user group of the tenant.
+    pub fn user_groups_prefix(&self) -> (String, String) {
+        (self.pk(), format!("USERGROUP{SEP}"))
+    }
+
+    /// A business-hours calendar of the tenant.
+    pub fn business_calendar(&self, calendar_id: &str) -> TableKey {
+        key(self.pk(), format!("CALENDAR{SEP}{calendar_id}"))
+    }
+
+    /// Prefix of every business-hours calendar of the tenant.
+    pub fn business_calendars_prefix(&self) -> (String, String) {
+        (self.pk(), format!("CALENDAR{SEP}"))
+    }
+
+    /// An on-call schedule of the tenant.
+    pub fn oncall_schedule(&self, schedule_id: &str) -> TableKey {
+        key(self.pk(), format!("ONCALL{SEP}{schedule_id}"))
+    }
+
+    /// Prefix of every on-call schedule of the tenant.
+    pub fn oncall_schedules_prefix(&self) -> (String, String) {
+        (self.pk(), format!("ONCALL{SEP}"))
+    }
+
     /// The current record of an alert.
     pub fn alert(&self, alert_id: &str) -> TableKey {
         key(self.pk(), format!("ALERT{SEP}{alert_id}"))
@@ -249,6 +289,22 @@ impl<'a> TenantKeys<'a> {
             format!("INCIDENT{SEP}{}", IncidentId::lower_bound(from_ms)),
             format!("INCIDENT{SEP}{}", IncidentId::upper_bound(to_ms - 1)),
         )
+    }
+
+    /// An episode whose escalation has something due, in the escalation timer index (`gsi1`,
+    /// platform-wide partitions, sorted by due time): the sweeper reads only what is due, so
+    /// its cost follows due timers, not pending ones. Shard = a hash of the alert, so no
+    /// partition takes every write.
+    pub fn escalation_timer(&self, alert_id: &str, opened_ms: i64, due_ms: i64) -> IndexKey {
+        let shard = escalation_shard(alert_id);
+        IndexKey {
+            gsi1pk: escalation_timer_partition(shard),
+            gsi1sk: format!(
+                "{due:015}{SEP}{}{SEP}{alert_id}{SEP}{opened_ms:015}",
+                self.tenant,
+                due = due_ms.max(0)
+            ),
+        }
     }
 
     /// A user of the tenant in the tenant's list (`gsi1`).
@@ -418,6 +474,29 @@ pub fn heartbeat_slot_partition(slot_ms: i64) -> String {
     format!("HB{SEP}{slot_ms}")
 }
 
+/// Partitions of the escalation timer index.
+pub const ESCALATION_SHARDS: u32 = 4;
+
+fn escalation_shard(alert_id: &str) -> u32 {
+    // FNV-1a: stable across builds and platforms (std's hasher is not).
+    let mut h: u32 = 0x811c_9dc5;
+    for b in alert_id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % ESCALATION_SHARDS
+}
+
+/// One partition of the escalation timer index.
+pub fn escalation_timer_partition(shard: u32) -> String {
+    format!("ESCDUE{SEP}{shard}")
+}
+
+/// The sort-key bound of timers due at or before `due_ms` (`gsi1sk <= bound`).
+pub fn escalation_timer_bound(due_ms: i64) -> String {
+    format!("{:015}{SEP}~", due_ms.max(0))
+}
+
 /// The sweeper's cursor: the last slot it finished.
 pub fn sweeper_cursor() -> TableKey {
     key("SWEEPER".into(), "CURSOR".into())
@@ -536,6 +615,28 @@ mod tests {
         }
         // Nothing else of the tenant falls in the range.
         assert!(!(lo <= keys.alert("a").sk && keys.alert("a").sk <= hi));
+    }
+
+    #[test]
+    fn calendars_and_schedules_have_their_own_prefixes() {
+        let t = TenantId::parse("msp").expect("valid");
+        let keys = TenantKeys::new(&t);
+        let cal = keys.business_calendar("office");
+        let sched = keys.oncall_schedule("office");
+        assert_eq!(
+            (cal.pk.as_str(), cal.sk.as_str()),
+            ("T#msp", "CALENDAR#office")
+        );
+        assert_eq!(sched.sk, "ONCALL#office");
+        assert!(cal.sk.starts_with(&keys.business_calendars_prefix().1));
+        assert!(!sched.sk.starts_with(&keys.business_calendars_prefix().1));
+        assert!(!cal.sk.starts_with(&keys.oncall_schedules_prefix().1));
+        assert!(
+            !keys
+                .maintenance_window("office")
+                .sk
+                .starts_with(&keys.oncall_schedules_prefix().1)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod device;
 pub mod directory;
 pub mod enrollment;
 pub mod envelope;
+pub mod escalation;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod flapping;

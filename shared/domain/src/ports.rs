@@ -240,6 +240,23 @@ pub trait WindowStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<W>, StoreError>> + Send;
 }
 
+/// Business-hours calendars and on-call schedules, by id, as the escalation engine reads
+/// them when a step runs. Like [`WindowStore`], generic over the document: the types live in
+/// `vigie-calendar`.
+pub trait OnCallStore: Send + Sync {
+    fn business_calendar<C: serde::de::DeserializeOwned + Send>(
+        &self,
+        tenant: &TenantId,
+        calendar_id: &str,
+    ) -> impl Future<Output = Result<Option<C>, StoreError>> + Send;
+
+    fn oncall_schedule<S: serde::de::DeserializeOwned + Send>(
+        &self,
+        tenant: &TenantId,
+        schedule_id: &str,
+    ) -> impl Future<Output = Result<Option<S>, StoreError>> + Send;
+}
+
 /// The alerts topic.
 pub trait AlertPublisher: Send + Sync {
     fn publish(&self, event: &AlertEvent) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -28,6 +28,11 @@ pub struct AlertWork {
     pub resolved: Option<Stamp>,
     #[serde(default)]
     pub comments: Vec<Comment>,
+    /// The escalation running on this episode (see [`crate::escalation`]): kept in the same
+    /// document, so an acknowledgement and a step that falls due in the same second are
+    /// ordered by the one conditional write on the episode's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<crate::escalation::Escalation>,
 }
 
 /// Most comments kept on one episode, and the longest comment.
@@ -102,6 +107,9 @@ impl AlertWork {
             AlertAction::Acknowledge => {
                 if self.acknowledged.is_none() {
                     self.acknowledged = Some(stamp());
+                    if let Some(e) = &mut self.escalation {
+                        e.acknowledged(by, now_ms);
+                    }
                 }
             }
             AlertAction::Assign(assignee) => {
@@ -113,8 +121,16 @@ impl AlertWork {
                 }
                 self.assignee = assignee.map(|a| a.trim().to_owned());
                 self.assigned = Some(stamp());
+                if let Some(e) = &mut self.escalation {
+                    e.assigned(self.assignee.as_deref(), by, now_ms);
+                }
             }
-            AlertAction::Resolve => self.resolved = Some(stamp()),
+            AlertAction::Resolve => {
+                self.resolved = Some(stamp());
+                if let Some(e) = &mut self.escalation {
+                    e.stop("resolved_by_hand", now_ms, format!("resolved by {by}"));
+                }
+            }
         }
         Ok(())
     }
