@@ -86,6 +86,34 @@ pub(crate) async fn seed(
         .expect("evaluates")
         .events;
     let alert_id = events.first().expect("an alert opened").alert_id.clone();
+    // An incident grouping that alert (so it is the client company's).
+    let mut incident = vigie_domain::incident::Incident::open(
+        vigie_domain::incident::IncidentId::generate(now_ms()),
+        "Disk full",
+        2,
+        "boss",
+        now_ms(),
+    )
+    .expect("incident");
+    incident
+        .apply(
+            vigie_domain::incident::IncidentAction::AddAlert(vigie_domain::incident::AlertRef {
+                alert_id: alert_id.clone(),
+                opened_ms: events[0].opened_ms,
+                client_id: p.client.clone(),
+            }),
+            "boss",
+            now_ms(),
+        )
+        .expect("grouped");
+    assert!(
+        stack
+            .ports
+            .incidents()
+            .create(&p.tenant, &mut incident)
+            .await
+            .expect("store")
+    );
     let (_, api_key) = vigie_auth::ApiKey::generate(
         "invoicing",
         vigie_auth::ApiKeyScope::Tenant {
@@ -240,6 +268,7 @@ pub(crate) async fn seed(
         ("override_id", "swap-1".to_owned()),
         // Built-in, the same in every tenant; applied at the `scope` above.
         ("template_id", "certificate-expiry".to_owned()),
+        ("incident_id", incident.incident_id.to_string()),
         ("policy_id", policy_id),
         ("group_id", group_id),
     ]);
@@ -285,7 +314,15 @@ fn body_for(operation: Operation) -> Vec<u8> {
         Operation::SetDeviceParent => json!({ "parent_id": "dev-nothing" }),
         Operation::CreateInvitation => json!({ "email": "new@x.example", "role": "technician" }),
         Operation::AcceptInvitation => json!({ "code": "inv_inv-nothing_x" }),
-        Operation::CommentAlert => json!({ "text": "looking" }),
+        Operation::CommentAlert | Operation::CommentIncident => json!({ "text": "looking" }),
+        Operation::CreateIncident => json!({ "title": "Outage", "sev": 2 }),
+        Operation::AddIncidentAlerts => json!({ "alert_ids": ["zz-no-alert"] }),
+        Operation::SetIncidentRoles => json!({ "incident_manager": "someone" }),
+        Operation::SetIncidentSeverity => json!({ "sev": 1 }),
+        Operation::SetIncidentStatus => json!({ "status": "identified" }),
+        Operation::PostIncidentStatusMessage => {
+            json!({ "audience": "internal", "text": "looking" })
+        }
         Operation::PutPolicy => json!({ "rules": [] }),
         Operation::ApplyTemplate => json!({ "overrides": { "expiry": { "enabled": false } } }),
         Operation::PutWindow => json!({
@@ -515,6 +552,7 @@ async fn every_route_refuses_strangers_wrong_roles_and_other_tenants() {
                     "{alert_id}",
                     "{window_id}",
                     "{calendar_id}",
+                    "{incident_id}",
                 ]
                 .iter()
                 .any(|p| route.path.contains(p))

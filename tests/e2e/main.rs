@@ -7,6 +7,7 @@ mod escalation;
 mod escalation_api;
 mod evaluate;
 mod families;
+mod incidents;
 mod ingest;
 mod noise;
 mod notify;

@@ -180,12 +180,32 @@ pub async fn start_seeded(endpoint: &str, prefix: &str) -> anyhow::Result<ApiSta
         .evaluate(&full_disk(&placement, &device, now - 60_000)?)
         .await
         .map_err(|e| anyhow::anyhow!("evaluating the seed batch: {e}"))?;
-    let alert_id = outcome
+    let opened = outcome
         .events
         .first()
-        .context("the seed batch opened no alert")?
-        .alert_id
-        .clone();
+        .context("the seed batch opened no alert")?;
+    let alert_id = opened.alert_id.clone();
+    // An incident grouping it.
+    let mut incident = vigie_domain::incident::Incident::open(
+        vigie_domain::incident::IncidentId::generate(now),
+        "Disk full on the seeded device",
+        2,
+        "api-check",
+        now,
+    )?;
+    incident.apply(
+        vigie_domain::incident::IncidentAction::AddAlert(vigie_domain::incident::AlertRef {
+            alert_id: alert_id.clone(),
+            opened_ms: opened.opened_ms,
+            client_id: placement.client.clone(),
+        }),
+        "api-check",
+        now,
+    )?;
+    ports
+        .incidents()
+        .create(&placement.tenant, &mut incident)
+        .await?;
 
     let params = BTreeMap::from([
         ("tenant_id", TENANT.to_owned()),
@@ -197,6 +217,7 @@ pub async fn start_seeded(endpoint: &str, prefix: &str) -> anyhow::Result<ApiSta
         ("alert_id", alert_id),
         ("scope", client_scope.key()),
         ("template_id", "certificate-expiry".to_owned()),
+        ("incident_id", incident.incident_id.to_string()),
     ]);
     Ok(ApiStack {
         ports,

@@ -793,8 +793,121 @@ fn schemas() -> Map<String, Value> {
             "properties": { "code": text }
         }),
     );
+    incident_schemas(&mut s);
     crate::escalation::schemas(&mut s);
     s
+}
+
+/// Incidents (`vigie_domain::incident`): bounds are the domain's; a client viewer's `Incident`
+/// carries only the common fields and its external status messages.
+#[rustfmt::skip]
+fn incident_schemas(s: &mut Map<String, Value>) {
+    use vigie_domain::incident::{IncidentStatus, MAX_ALERTS, MAX_FIELD_CHARS, MAX_PERSON_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS, TimelineAction};
+    let ms = json!({ "type": "integer" });
+    let maybe_ms = json!({ "type": ["integer", "null"] });
+    let text = json!({ "type": "string" });
+    let seconds = json!({ "type": ["number", "null"] });
+    let sev = json!({ "enum": [1, 2, 3] });
+    let statuses: Vec<&str> = IncidentStatus::ALL.iter().map(|s| s.as_str()).collect();
+    let status = json!({ "enum": statuses });
+    let audience = json!({ "enum": ["internal", "external"] });
+    let person = json!({ "type": ["string", "null"], "minLength": 1, "maxLength": MAX_PERSON_CHARS, "pattern": "\\S" });
+    let alert_ids = json!({ "type": "array", "maxItems": MAX_ALERTS,
+        "items": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^#]+$" } });
+    let stamp = json!({ "type": ["object", "null"], "required": ["by", "at_ms"],
+        "properties": { "by": text, "at_ms": ms } });
+    let roles = json!({ "type": "object",
+        "required": ["incident_manager", "technical_lead", "communications_lead"],
+        "properties": { "incident_manager": { "type": ["string", "null"] },
+            "technical_lead": { "type": ["string", "null"] },
+            "communications_lead": { "type": ["string", "null"] } } });
+    let roles_input = json!({ "type": "object", "additionalProperties": false, "minProperties": 1,
+        "properties": { "incident_manager": person, "technical_lead": person, "communications_lead": person } });
+    s.insert("IncidentRoles".into(), roles_input.clone());
+    s.insert("NewIncident".into(), json!({
+        "type": "object", "required": ["title", "sev"], "additionalProperties": false,
+        "properties": { "title": name_schema(MAX_TITLE_CHARS as u32), "sev": sev,
+            "alert_ids": alert_ids,
+            "roles": { "type": "object", "additionalProperties": false,
+                "properties": roles_input["properties"].clone() } }
+    }));
+    let mut some_alerts = alert_ids.clone();
+    some_alerts["minItems"] = json!(1);
+    s.insert("IncidentAlerts".into(), json!({
+        "type": "object", "required": ["alert_ids"], "additionalProperties": false,
+        "properties": { "alert_ids": some_alerts }
+    }));
+    s.insert("IncidentSeverity".into(), json!({
+        "type": "object", "required": ["sev"], "additionalProperties": false,
+        "properties": { "sev": sev }
+    }));
+    s.insert("IncidentStatusChange".into(), json!({
+        "type": "object", "required": ["status"], "additionalProperties": false,
+        "properties": { "status": status }
+    }));
+    let template_ids: Vec<&str> = vigie_domain::incident::message_templates().iter().map(|t| t.id).collect();
+    s.insert("NewStatusMessage".into(), json!({ "oneOf": [
+        { "type": "object", "required": ["audience", "template"], "additionalProperties": false,
+          "properties": { "audience": audience, "template": { "enum": template_ids },
+            "fields": { "type": "object", "additionalProperties": { "type": "string",
+                "minLength": 1, "maxLength": MAX_FIELD_CHARS, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S[^\\u0000-\\u001f\\u007f-\\u009f]*$" } } } },
+        { "type": "object", "required": ["audience", "text"], "additionalProperties": false,
+          "properties": { "audience": audience, "text": name_schema(MAX_TEXT_CHARS as u32) } }
+    ] }));
+    let common = json!({
+        "incident_id": text, "title": text, "sev": sev, "status": status,
+        "client_id": { "type": ["string", "null"] }, "opened_ms": ms, "resolved_ms": maybe_ms,
+        "time_to_acknowledge_s": seconds, "duration_s": seconds,
+        "alert_count": { "type": "integer", "minimum": 0 },
+    });
+    let common_required = ["incident_id", "title", "sev", "status", "client_id", "opened_ms",
+        "resolved_ms", "time_to_acknowledge_s", "duration_s", "alert_count"];
+    let mut summary = common.clone();
+    summary["roles"] = roles.clone();
+    s.insert("IncidentSummary".into(), json!({ "type": "object", "required": common_required,
+        "properties": summary }));
+    s.insert("IncidentSummaryPage".into(), page_of("IncidentSummary"));
+    let actions: Vec<Value> = [
+        TimelineAction::Opened, TimelineAction::AlertAdded, TimelineAction::AlertRemoved,
+        TimelineAction::RoleAssigned, TimelineAction::RoleCleared, TimelineAction::SeverityChanged,
+        TimelineAction::StatusChanged, TimelineAction::Acknowledged,
+        TimelineAction::StatusMessagePosted, TimelineAction::Commented, TimelineAction::Resolved,
+    ].iter().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).collect();
+    let mut full = common;
+    full["opened_by"] = text.clone();
+    full["acknowledged"] = stamp.clone();
+    full["resolved"] = stamp;
+    full["roles"] = roles;
+    full["version"] = json!({ "type": "integer", "minimum": 1 });
+    full["alerts"] = json!({ "type": "array", "items": { "type": "object",
+        "required": ["alert_id", "opened_ms", "client_id", "added_ms", "added_by"],
+        "properties": { "alert_id": text, "opened_ms": ms, "client_id": text, "added_ms": ms,
+            "added_by": text } } });
+    full["timeline"] = json!({ "type": "array", "items": { "type": "object",
+        "required": ["at_ms", "by", "action", "text"],
+        "properties": { "at_ms": ms, "by": text, "action": { "enum": actions }, "text": text } } });
+    full["status_messages"] = json!({ "type": "array", "items": { "type": "object",
+        "required": ["at_ms", "audience", "template", "text"],
+        "properties": { "at_ms": ms, "by": text, "audience": audience,
+            "template": { "type": ["string", "null"] }, "text": text } } });
+    let mut required = common_required.to_vec();
+    required.push("status_messages");
+    s.insert("Incident".into(), json!({ "type": "object", "required": required, "properties": full }));
+    let names = json!({ "type": "array", "items": text });
+    s.insert("IncidentMessageTemplate".into(), json!({ "type": "object",
+        "required": ["template_id", "name", "internal", "external", "internal_fields", "external_fields", "automatic_fields"],
+        "properties": { "template_id": text, "name": text, "internal": text, "external": text,
+            "internal_fields": names, "external_fields": names, "automatic_fields": names } }));
+    s.insert("IncidentMessageTemplatePage".into(), page_of("IncidentMessageTemplate"));
+    let durations = json!({ "type": "object", "required": ["count", "mean_s", "median_s"],
+        "properties": { "count": { "type": "integer", "minimum": 0 }, "mean_s": seconds, "median_s": seconds } });
+    let times = json!({ "type": "object", "required": ["sev", "incidents", "mtta", "mttr"],
+        "properties": { "sev": { "enum": [1, 2, 3, null] }, "incidents": { "type": "integer", "minimum": 0 },
+            "mtta": durations, "mttr": durations } });
+    s.insert("ResponseTimes".into(), json!({ "type": "object",
+        "required": ["from_ms", "to_ms", "client_id", "by_sev", "all"],
+        "properties": { "from_ms": ms, "to_ms": ms, "client_id": { "type": ["string", "null"] },
+            "by_sev": { "type": "array", "minItems": 3, "maxItems": 3, "items": times }, "all": times } }));
 }
 
 fn error_response(description: &str) -> Value {
@@ -804,6 +917,9 @@ fn error_response(description: &str) -> Value {
 
 /// Request bodies a route may omit (applying a template without overrides).
 const OPTIONAL_BODIES: &[&str] = &["TemplateApplication"];
+
+/// Operations that take an `Idempotency-Key` header.
+const IDEMPOTENT: &[(&str, &str)] = &[("POST", "/v1/incidents")];
 
 /// The query filters a summary names: `… (filters: a, b, c)` or `… (a=…; b=…)`.
 fn filters(summary: &str) -> Vec<&str> {
@@ -838,6 +954,11 @@ pub fn document() -> Value {
             }).into_iter().flatten())
             .chain(filters(route.summary).into_iter().map(|name| {
                 json!({ "name": name, "in": "query", "schema": { "type": "string" } })
+            }))
+            .chain(IDEMPOTENT.contains(&(route.method, route.path)).then(|| {
+                json!({ "name": "idempotency-key", "in": "header", "schema": { "type": "string",
+                    "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$" },
+                    "description": "Names the request: a retry with the same key (from the same caller, within a day) answers what the first one created, with `idempotent-replayed: true`" })
             }))
             .collect();
         let mut responses = Map::new();

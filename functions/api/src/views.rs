@@ -290,6 +290,78 @@ pub fn window(w: &vigie_calendar::MaintenanceWindow) -> Value {
     })
 }
 
+// ---- Incidents ---------------------------------------------------------------------------
+
+fn seconds(ms: Option<i64>) -> Value {
+    json!(ms.map(|ms| ms as f64 / 1000.0))
+}
+
+/// What everyone allowed to see an incident reads about it: no people, no alerts' details.
+fn incident_common(i: &vigie_domain::incident::Incident) -> Value {
+    json!({
+        "incident_id": i.incident_id,
+        "title": i.title,
+        "sev": i.sev,
+        "status": i.status,
+        "client_id": i.client_id,
+        "opened_ms": i.opened_ms,
+        "resolved_ms": i.resolved.as_ref().map(|r| r.at_ms),
+        "time_to_acknowledge_s": seconds(i.time_to_acknowledge_ms()),
+        "duration_s": seconds(i.duration_ms()),
+        "alert_count": i.alerts.len(),
+    })
+}
+
+/// An incident in a list: MSP staff also see who holds its roles.
+pub fn incident_summary(i: &vigie_domain::incident::Incident, staff: bool) -> Value {
+    let mut view = incident_common(i);
+    if staff {
+        view["roles"] = json!(i.roles);
+    }
+    view
+}
+
+/// A whole incident. MSP staff see everything; a client company's viewer sees the external
+/// status messages only — no timeline (internal actions, comments), no internal messages, no
+/// roles, no alerts' devices, no authors.
+pub fn incident(i: &vigie_domain::incident::Incident, staff: bool) -> Value {
+    use vigie_domain::incident::Audience;
+    let mut view = incident_common(i);
+    if staff {
+        view["opened_by"] = json!(i.opened_by);
+        view["acknowledged"] = json!(i.acknowledged);
+        view["resolved"] = json!(i.resolved);
+        view["alerts"] = json!(i.alerts);
+        view["roles"] = json!(i.roles);
+        view["timeline"] = json!(i.timeline);
+        view["status_messages"] = json!(i.status_messages);
+        view["version"] = json!(i.version);
+    } else {
+        let external: Vec<Value> = i
+            .status_messages
+            .iter()
+            .filter(|m| m.audience == Audience::External)
+            .map(|m| json!({ "at_ms": m.at_ms, "audience": m.audience, "template": m.template, "text": m.text }))
+            .collect();
+        view["status_messages"] = json!(external);
+    }
+    view
+}
+
+/// A built-in status message template with the fields a caller gives for each wording.
+pub fn incident_message_template(t: &vigie_domain::incident::MessageTemplate) -> Value {
+    use vigie_domain::incident::{AUTOMATIC_FIELDS, caller_fields};
+    json!({
+        "template_id": t.id,
+        "name": t.name,
+        "internal": t.internal,
+        "external": t.external,
+        "internal_fields": caller_fields(t.internal),
+        "external_fields": caller_fields(t.external),
+        "automatic_fields": AUTOMATIC_FIELDS,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,6 +197,14 @@ impl AwsPorts {
         }
     }
 
+    /// Incidents (the API's reads and writes).
+    pub fn incidents(&self) -> crate::incidents::DynamoIncidents {
+        crate::incidents::DynamoIncidents {
+            client: self.clients.dynamodb.clone(),
+            table: self.names.table(),
+        }
+    }
+
     fn escalate_queue_arn(&self) -> String {
         format!(
             "{}{}",

@@ -15,6 +15,7 @@ pub mod escalations;
 pub mod evaluation;
 pub mod groups;
 pub mod heartbeats;
+pub mod incidents;
 pub mod item;
 pub mod metering;
 pub mod notifications;

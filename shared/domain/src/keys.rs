@@ -10,6 +10,7 @@
 //! See ARCHITECTURE.md for the full list of access patterns.
 
 use crate::ids::{ClientId, DeviceId, EnrollmentTokenId, SiteId, TenantId};
+use crate::incident::IncidentId;
 use crate::usage::{Day, Month};
 
 /// Separator between key parts. Ids cannot contain it (see [`crate::ids`]).
@@ -265,6 +266,28 @@ impl<'a> TenantKeys<'a> {
         key(
             self.pk(),
             format!("ALERTWORK{SEP}{alert_id}{SEP}{opened_ms:015}"),
+        )
+    }
+
+    /// An incident of the tenant (its whole document, with a `version`).
+    pub fn incident(&self, incident: &IncidentId) -> TableKey {
+        key(self.pk(), format!("INCIDENT{SEP}{incident}"))
+    }
+
+    /// The incident opened by one request with an `Idempotency-Key` (`digest`: see
+    /// [`crate::incident::idempotency_digest`]): a retried request finds it instead of
+    /// opening a second one.
+    pub fn incident_request(&self, digest: &str) -> TableKey {
+        key(self.pk(), format!("IDEMKEY{SEP}INCIDENT{SEP}{digest}"))
+    }
+
+    /// The incidents opened in `[from_ms, to_ms)`: (partition, lowest and highest sort key).
+    /// Incident ids start with their opening time, so this is a key range.
+    pub fn incidents_range(&self, from_ms: i64, to_ms: i64) -> (String, String, String) {
+        (
+            self.pk(),
+            format!("INCIDENT{SEP}{}", IncidentId::lower_bound(from_ms)),
+            format!("INCIDENT{SEP}{}", IncidentId::upper_bound(to_ms - 1)),
         )
     }
 
@@ -578,6 +601,20 @@ mod tests {
             ),
             vec!["msp", "dev-x"]
         );
+    }
+
+    #[test]
+    fn incident_keys_sort_by_opening_time_within_their_range() {
+        let t = TenantId::parse("msp").expect("valid");
+        let keys = TenantKeys::new(&t);
+        let (pk, lo, hi) = keys.incidents_range(1_000, 2_000);
+        for (opened, inside) in [(999, false), (1_000, true), (1_999, true), (2_000, false)] {
+            let k = keys.incident(&IncidentId::generate(opened));
+            assert_eq!(k.pk, pk);
+            assert_eq!(lo <= k.sk && k.sk <= hi, inside, "{opened}");
+        }
+        // Nothing else of the tenant falls in the range.
+        assert!(!(lo <= keys.alert("a").sk && keys.alert("a").sk <= hi));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod fixtures;
 pub mod flapping;
 pub mod grouping;
 pub mod ids;
+pub mod incident;
 pub mod intake;
 pub mod keys;
 pub mod maintenance;
