@@ -207,8 +207,9 @@ async fn provisioning_twice_changes_nothing_and_configures_every_resource() -> R
         );
     }
 
-    // SNS: a tenant's topic gets the events queue unfiltered and the notify queue filtered
-    // (with no channel yet: nothing passes); syncing again changes nothing.
+    // SNS: a tenant's topic gets the events queue unfiltered, the notify queue filtered (with
+    // no channel yet: nothing passes) and the escalate queue filtered on the kinds that start,
+    // raise or stop an escalation; syncing again, or provisioning again, changes nothing.
     let ports = AwsPorts::connect(clients.clone(), names.clone()).await?;
     let tenant = TenantId::parse("msp-provisioned")?;
     let topic = ports.tenant_topics().sync(&tenant).await?;
@@ -217,6 +218,7 @@ async fn provisioning_twice_changes_nothing_and_configures_every_resource() -> R
         "not idempotent"
     );
     ensure!(topic.topic_arn == ports.tenant_topics().topic_arn(&tenant));
+    provision::provision(&clients, &names).await?;
     let subscriptions = clients
         .sns
         .list_subscriptions_by_topic()
@@ -224,8 +226,30 @@ async fn provisioning_twice_changes_nothing_and_configures_every_resource() -> R
         .send()
         .await?;
     ensure!(
-        subscriptions.subscriptions().len() == 2,
+        subscriptions.subscriptions().len() == 3,
         "{subscriptions:?}"
+    );
+    let escalate = subscriptions
+        .subscriptions()
+        .iter()
+        .find(|s| s.endpoint() == Some(first.escalate_queue_arn.as_str()))
+        .and_then(|s| s.subscription_arn())
+        .context("no escalate subscription")?;
+    let attributes = clients
+        .sns
+        .get_subscription_attributes()
+        .subscription_arn(escalate)
+        .send()
+        .await?;
+    let filter: serde_json::Value = serde_json::from_str(
+        attributes
+            .attributes()
+            .and_then(|a| a.get("FilterPolicy"))
+            .context("no filter on the escalate subscription")?,
+    )?;
+    ensure!(
+        filter == serde_json::json!({"kind": ["opened", "severity_raised", "resolved"]}),
+        "{filter}"
     );
     for (arn, filtered) in [
         (&topic.events_subscription_arn, false),
