@@ -353,6 +353,8 @@ struct Tally {
     operations: String,
     requests: String,
     failures: bool,
+    /// Failed only because of CPython's AST recursion bug inside the tool, with no finding.
+    tool_bug_only: bool,
 }
 
 /// How many answers of each status the pass saw, from its HAR report: `200 ×12, 404 ×30`.
@@ -427,7 +429,18 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         if let Some(seed) = seed {
             cmd.args(["--seed", &seed.to_string()]);
         }
-        let tally = run_pass(&mut cmd)?;
+        let mut tally = run_pass(&mut cmd)?;
+        if tally.failures && tally.tool_bug_only {
+            // CPython 3.11's AST constructor can fail inside Hypothesis while it describes a
+            // deeply nested strategy ("AST constructor recursion depth mismatch"): an error of
+            // the tool, not a finding about the API. The pass runs again once; a finding, or
+            // the same error twice, still fails the check.
+            crate::demo::say(&format!(
+                "schemathesis hit CPython's AST recursion bug as {} with no finding; running the pass again",
+                pass.role.as_str()
+            ));
+            tally = run_pass(&mut cmd)?;
+        }
         summary.push(format!(
             "as {}: {} operations, {} requests ({})",
             pass.role.as_str(),
@@ -486,11 +499,16 @@ fn run_pass(cmd: &mut Command) -> anyhow::Result<Tally> {
     // The summary reads `Tested: 27` under "API Operations:" and `1627 generated, …` under
     // "Test cases:".
     let mut section = String::new();
+    let (mut findings, mut tool_bug) = (false, false);
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines() {
             let line = line?;
             println!("{line}");
             let t = line.trim();
+            // Findings are listed under a `=== FAILURES ===` banner and a `Failures:` summary;
+            // tool errors under `=== ERRORS ===` and `Errors:`.
+            findings |= t == "Failures:" || t.contains(" FAILURES ");
+            tool_bug |= t.contains("SystemError: AST constructor recursion depth mismatch");
             if t.ends_with(':') {
                 section = t.to_owned();
             } else if section == "API Operations:" {
@@ -504,5 +522,6 @@ fn run_pass(cmd: &mut Command) -> anyhow::Result<Tally> {
     }
     let status = child.wait()?;
     tally.failures = !status.success();
+    tally.tool_bug_only = tool_bug && !findings;
     Ok(tally)
 }
