@@ -372,6 +372,10 @@ impl<R: RosterSource, K: Clock> Escalator<R, K> {
             }
             let now = self.clock.now_ms();
             if esc.outbox.is_empty() {
+                if esc.due_ms.is_none_or(|d| d > now) {
+                    // Nothing due (an early or repeated wake-up): no roster reads.
+                    return Ok(fired);
+                }
                 let before = esc.generation;
                 let assignee = work.assignee.clone();
                 let policy = esc.policy.clone();
